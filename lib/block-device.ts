@@ -1,0 +1,185 @@
+import fs from 'node:fs';
+
+import { BlockringError } from './errors';
+import type { DeviceInfo } from './native';
+import { OP } from './records';
+import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews } from './validate';
+
+/** What a device needs from the ring that opened it. */
+export interface DeviceOwner {
+  _enqueue(req: NormalizedRequest, settle: Settle): void;
+  _closeDevice(dev: BlockDevice): Promise<void>;
+}
+
+export interface Settle {
+  resolve: (value: number) => void;
+  reject: (err: Error) => void;
+}
+
+/** A request after validation, ready for the submission array. */
+export interface NormalizedRequest {
+  dev: BlockDevice;
+  op: number;
+  opName: string;
+  tag: number;
+  flags: number;
+  buffers: ArrayBufferView[] | null;
+  offset: number;
+  length: number;
+}
+
+export interface TagOption {
+  /** SCSI task attribute; see README "Ordering". Default 'simple'. */
+  tag?: 'simple' | 'ordered' | 'head';
+}
+export interface WriteOptions extends TagOption {
+  /** Force unit access: the write is durable when it completes (RWF_DSYNC). */
+  fua?: boolean;
+}
+export interface FlushOptions extends TagOption {
+  /** Also persist file metadata (fsync instead of fdatasync). */
+  metadata?: boolean;
+}
+export interface WriteZeroesOptions extends TagOption {
+  /** Let the range be deallocated rather than written (punch a hole). */
+  unmap?: boolean;
+}
+
+/** An open file or block device on a Ring. Obtain one with `ring.open()`. */
+export class BlockDevice {
+  readonly path: string;
+  readonly handle: number;
+  readonly readOnly: boolean;
+  readonly direct: boolean;
+  readonly isBlockDevice: boolean;
+  readonly logicalBlockSize: number;
+  readonly physicalBlockSize: number;
+  /** @internal */ _inflight = 0;
+  /** @internal */ _closing: Promise<void> | null = null;
+  readonly #owner: DeviceOwner;
+  readonly #fd: number;
+  readonly #blockSize: number;
+
+  /** @internal */
+  constructor(owner: DeviceOwner, path: string, fd: number, info: DeviceInfo, readOnly: boolean, direct: boolean) {
+    this.#owner = owner;
+    this.#fd = fd;
+    this.path = path;
+    this.handle = info.handle;
+    this.readOnly = readOnly || info.deviceReadOnly;
+    this.direct = direct;
+    this.isBlockDevice = info.isBlockDevice;
+    this.logicalBlockSize = info.logicalBlockSize || info.dioOffsetAlign || 512;
+    this.physicalBlockSize = info.physicalBlockSize || this.logicalBlockSize;
+    this.#blockSize = info.size;
+  }
+
+  get closed(): boolean {
+    return this._closing !== null;
+  }
+
+  /** Current size in bytes (files are re-read: they grow when written past the end). */
+  get size(): number {
+    if (this.isBlockDevice || this.closed) return this.#blockSize;
+    return fs.fstatSync(this.#fd).size;
+  }
+
+  read(buffer: ArrayBufferView, offset: number | bigint, options?: TagOption): Promise<number> {
+    return this.#run(() => this.#rw(OP.read, 'read', [checkView(buffer, 'buffer')], offset, options));
+  }
+
+  write(buffer: ArrayBufferView, offset: number | bigint, options?: WriteOptions): Promise<number> {
+    return this.#run(() => this.#rw(OP.write, 'write', [checkView(buffer, 'buffer')], offset, options));
+  }
+
+  readv(buffers: ArrayBufferView[], offset: number | bigint, options?: TagOption): Promise<number> {
+    return this.#run(() => this.#rw(OP.read, 'readv', checkViews(buffers, 'buffers'), offset, options));
+  }
+
+  writev(buffers: ArrayBufferView[], offset: number | bigint, options?: WriteOptions): Promise<number> {
+    return this.#run(() => this.#rw(OP.write, 'writev', checkViews(buffers, 'buffers'), offset, options));
+  }
+
+  /** fdatasync (or fsync with `metadata: true`). An ORDERED flush is a full barrier. */
+  flush(options?: FlushOptions): Promise<void> {
+    return this.#run(() => {
+      const o = checkOptions(options, 'options');
+      const flags = checkBool(o.metadata, 'options.metadata') ? 2 : 0;
+      return this.#request(OP.flush, 'flush', checkTag(o.tag), flags, null, 0, 0);
+    }).then(() => undefined);
+  }
+
+  /** Deallocates a range (punch-hole on files); it reads back as zeros. Resolves to the bytes covered. */
+  discard(offset: number | bigint, length: number | bigint, options?: TagOption): Promise<number> {
+    return this.#run(() => {
+      const o = checkOptions(options, 'options');
+      return this.#request(OP.discard, 'discard', checkTag(o.tag), 0, null,
+        checkUint(offset, 'offset'), checkUint(length, 'length'));
+    });
+  }
+
+  /** Zeroes a range without transferring data. Resolves to the bytes covered. */
+  writeZeroes(offset: number | bigint, length: number | bigint, options?: WriteZeroesOptions): Promise<number> {
+    return this.#run(() => {
+      const o = checkOptions(options, 'options');
+      const flags = checkBool(o.unmap, 'options.unmap') ? 4 : 0;
+      return this.#request(OP.writeZeroes, 'writeZeroes', checkTag(o.tag), flags, null,
+        checkUint(offset, 'offset'), checkUint(length, 'length'));
+    });
+  }
+
+  /** Waits for this device's requests, then closes it. Idempotent. */
+  close(): Promise<void> {
+    if (!this._closing) this._closing = this.#owner._closeDevice(this);
+    return this._closing;
+  }
+
+  /** @internal Validates a request object for ring.submit(). */
+  _normalize(op: number, opName: string, buffers: ArrayBufferView[] | null, offset: unknown,
+    length: unknown, o: Record<string, unknown>): NormalizedRequest {
+    this.#checkUsable(op);
+    let flags = 0;
+    if (op === OP.write && checkBool(o.fua, 'fua')) flags |= 1;
+    if (op === OP.flush && checkBool(o.metadata, 'metadata')) flags |= 2;
+    if (op === OP.writeZeroes && checkBool(o.unmap, 'unmap')) flags |= 4;
+    const off = op === OP.flush ? 0 : checkUint(offset, 'offset');
+    const len = buffers ? totalLength(buffers) : op === OP.flush ? 0 : checkUint(length, 'length');
+    return { dev: this, op, opName, tag: checkTag(o.tag), flags, buffers, offset: off, length: len };
+  }
+
+  #checkUsable(op: number): void {
+    if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    if (op !== OP.read && this.readOnly) {
+      throw new BlockringError('ERR_READ_ONLY', `device '${this.path}' is open read-only`);
+    }
+  }
+
+  #rw(op: number, opName: string, buffers: ArrayBufferView[], offset: unknown, options: unknown): Promise<number> {
+    const o = checkOptions(options, 'options');
+    const flags = op === OP.write && checkBool(o.fua, 'options.fua') ? 1 : 0;
+    return this.#request(op, opName, checkTag(o.tag), flags, buffers, checkUint(offset, 'offset'), totalLength(buffers));
+  }
+
+  #request(op: number, opName: string, tag: number, flags: number, buffers: ArrayBufferView[] | null,
+    offset: number, length: number): Promise<number> {
+    this.#checkUsable(op);
+    return new Promise<number>((resolve, reject) => {
+      this.#owner._enqueue({ dev: this, op, opName, tag, flags, buffers, offset, length }, { resolve, reject });
+    });
+  }
+
+  // Validation errors become rejections, never synchronous throws.
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return fn();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+}
+
+function totalLength(buffers: ArrayBufferView[]): number {
+  let n = 0;
+  for (const b of buffers) n += b.byteLength;
+  return n;
+}

@@ -1,0 +1,71 @@
+import os from 'node:os';
+
+const errnoNames = new Map<number, string>();
+for (const [name, value] of Object.entries(os.constants.errno)) {
+  if (!errnoNames.has(value)) errnoNames.set(value, name);
+}
+
+/** The errno name ('EIO', 'ENOSPC', ...) for a positive errno value. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}
+
+export interface BlockIoErrorDetails {
+  errno: number;
+  syscall: string;
+  op?: string | undefined;
+  offset?: number | undefined;
+  length?: number | undefined;
+  path?: string | undefined;
+  message?: string | undefined;
+}
+
+/** An I/O request the kernel failed. `code` is the errno name. */
+export class BlockIoError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  readonly op: string | undefined;
+  readonly offset: number | undefined;
+  readonly length: number | undefined;
+  readonly path: string | undefined;
+
+  constructor(d: BlockIoErrorDetails) {
+    const code = errnoName(d.errno);
+    const where = [d.op ?? d.syscall, d.path !== undefined ? `'${d.path}'` : undefined,
+      d.offset !== undefined ? `at offset ${d.offset}` : undefined,
+      d.length !== undefined ? `length ${d.length}` : undefined].filter(Boolean).join(' ');
+    super(d.message !== undefined ? `${code}: ${d.message}, ${where}` : `${code}: ${where}`);
+    this.name = 'BlockIoError';
+    this.code = code;
+    this.errno = d.errno;
+    this.syscall = d.syscall;
+    this.op = d.op;
+    this.offset = d.offset;
+    this.length = d.length;
+    this.path = d.path;
+  }
+}
+
+/** Misuse of the library (closed ring or device, read-only device, ...). */
+export class BlockringError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'BlockringError';
+    this.code = code;
+  }
+}
+
+/** Turns an error thrown by the addon into the user-facing class. */
+export function fromNative(e: unknown, path?: string): Error {
+  if (e instanceof Error) {
+    const n = e as Error & { errno?: number; syscall?: string; code?: string };
+    if (typeof n.errno === 'number') {
+      return new BlockIoError({ errno: n.errno, syscall: n.syscall ?? 'unknown', path, message: n.message });
+    }
+    if (typeof n.code === 'string' && n.constructor === Error) return new BlockringError(n.code, n.message);
+    return e;
+  }
+  return new Error(String(e));
+}

@@ -1,0 +1,83 @@
+import type { BlockDevice } from './block-device';
+import { fromNative } from './errors';
+import type { RingHandle } from './native';
+import { opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_BUFOFFSET, SQ_DEVICE, SQ_ID, SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE } from './records';
+import { checkViews } from './validate';
+
+/**
+ * The low-level interface: requests are records in a preallocated
+ * Float64Array, buffers are referenced by index into a registered table, and
+ * completions arrive as (id, result) records in another Float64Array, one
+ * callback per batch. Nothing is allocated per request on the JS side.
+ *
+ * Submission record (8 doubles, at sq[slot * 8]):
+ *   id, op | tag << 8 | flags << 16, device handle, buffer index, 1,
+ *   length, device offset, offset inside the buffer
+ * Completion record (4 doubles, at cq[i * 4]):
+ *   id, result (bytes, or -errno), issue sequence, completion sequence
+ */
+export class RawQueue {
+  /** Submission records; write `capacity` at most, then call submit(count). */
+  readonly sq: Float64Array;
+  /** Completion records of the current callback. */
+  readonly cq: Float64Array;
+  /** Called once per batch of completions: cq holds `count` records. */
+  onComplete: ((cq: Float64Array, count: number) => void) | null = null;
+  readonly #h: RingHandle;
+
+  /** @internal */
+  constructor(h: RingHandle, sq: Float64Array, cq: Float64Array) {
+    this.#h = h;
+    this.sq = sq;
+    this.cq = cq;
+  }
+
+  get capacity(): number {
+    return this.sq.length / SQ_STRIDE;
+  }
+
+  /**
+   * Replaces the registered buffer table. The ring pins these buffers until
+   * the next call. With `fixed` (default true) the io_uring engine also
+   * registers them with the kernel (READ_FIXED / WRITE_FIXED). Returns
+   * whether kernel registration took effect. Throws while raw requests are
+   * in flight.
+   */
+  registerBuffers(buffers: ArrayBufferView[], options: { fixed?: boolean } = {}): boolean {
+    checkViews(buffers, 'buffers');
+    try {
+      return this.#h.registerBuffers(buffers, options.fixed ?? true);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Writes one submission record (a convenience; writing `sq` directly is equivalent). */
+  prepare(slot: number, id: number, op: number, dev: BlockDevice | number, bufIndex: number,
+    bufOffset: number, length: number, offset: number, tag = 0, flags = 0): void {
+    const b = slot * SQ_STRIDE;
+    const sq = this.sq;
+    sq[b + SQ_ID] = id;
+    sq[b + SQ_OPWORD] = opWord(op, tag, flags);
+    sq[b + SQ_DEVICE] = typeof dev === 'number' ? dev : dev.handle;
+    sq[b + SQ_BUFFER] = bufIndex;
+    sq[b + SQ_BUFCOUNT] = 1;
+    sq[b + SQ_LENGTH] = length;
+    sq[b + SQ_OFFSET] = offset;
+    sq[b + SQ_BUFOFFSET] = bufOffset;
+  }
+
+  /** Submits records 0..count-1 in one call. Throws (submitting none) on a bad record. */
+  submit(count: number): void {
+    try {
+      this.#h.submitRaw(count);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** @internal */
+  _deliver(count: number): void {
+    this.onComplete?.(this.cq, count);
+  }
+}

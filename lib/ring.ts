@@ -1,0 +1,352 @@
+import fs from 'node:fs';
+
+import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
+import { BlockIoError, BlockringError, fromNative } from './errors';
+import { native, type RingHandle } from './native';
+import { RawQueue } from './raw-queue';
+import {
+  CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
+  SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE,
+} from './records';
+import { checkBool, checkOptions, checkUint, checkView, checkViews, rangeError, typeError } from './validate';
+
+export type EngineName = 'auto' | 'io_uring';
+
+export interface RingOptions {
+  /** Requests in the kernel at once; more wait in a userspace queue. Default 256. */
+  depth?: number;
+  /** Default 'auto' (or $BLOCKRING_ENGINE). */
+  engine?: EngineName;
+  /** Attach issue/completion sequence numbers to batch results. */
+  trace?: boolean;
+}
+
+export interface OpenOptions {
+  readOnly?: boolean;
+  /** Create the file if it does not exist. */
+  create?: boolean;
+  /** O_DIRECT: bypass the page cache. */
+  direct?: boolean;
+  /** Grow a smaller file to this size on open. */
+  size?: number;
+}
+
+export type RequestOp = 'read' | 'write' | 'readv' | 'writev' | 'flush' | 'discard' | 'writeZeroes';
+
+export interface BatchRequest {
+  op: RequestOp;
+  dev: BlockDevice;
+  buffer?: ArrayBufferView;
+  buffers?: ArrayBufferView[];
+  offset?: number | bigint;
+  length?: number | bigint;
+  tag?: 'simple' | 'ordered' | 'head';
+  fua?: boolean;
+  metadata?: boolean;
+  unmap?: boolean;
+}
+
+export interface RequestResult {
+  /** Bytes transferred (read/write), bytes covered (discard/writeZeroes), 0 for flush or on error. */
+  bytes: number;
+  error?: BlockIoError;
+  /** With `trace`: ring-wide sequence number when the request was issued to the engine. */
+  issued?: number;
+  /** With `trace`: ring-wide sequence number when it completed. */
+  completed?: number;
+}
+
+interface Batch {
+  results: RequestResult[];
+  remaining: number;
+  resolve: (r: RequestResult[]) => void;
+}
+
+interface Pending {
+  req: NormalizedRequest;
+  settle: Settle | null;
+  batch: Batch | null;
+  index: number;
+}
+
+const SQ_CAPACITY = 4096;
+const CQ_CAPACITY = 4096;
+const OPS: Record<RequestOp, number> = {
+  read: OP.read, write: OP.write, readv: OP.read, writev: OP.write,
+  flush: OP.flush, discard: OP.discard, writeZeroes: OP.writeZeroes,
+};
+const SYSCALLS: Record<string, string> = {
+  read: 'pread', write: 'pwrite', readv: 'preadv', writev: 'pwritev', flush: 'fdatasync',
+  discard: 'fallocate', writeZeroes: 'fallocate',
+};
+
+/**
+ * One io_uring instance (or fallback engine) bound to the event loop of the
+ * thread that created it. Completions arrive through an eventfd: one
+ * callback per wakeup delivers every completion reaped.
+ */
+export class Ring implements DeviceOwner {
+  readonly #h: RingHandle;
+  readonly #sq = new Float64Array(SQ_CAPACITY * SQ_STRIDE);
+  readonly #cq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
+  readonly #trace: boolean;
+  readonly #raw: RawQueue;
+  readonly #devices = new Set<BlockDevice>();
+  #pending: (Pending | undefined)[] = [];
+  #freeIds: number[] = [];
+  #queued = 0;
+  #queuedBuffers: ArrayBufferView[] = [];
+  #flushScheduled = false;
+  #closing: Promise<void> | null = null;
+  #waiters: (() => boolean)[] = [];
+
+  constructor(options: RingOptions = {}) {
+    const o = checkOptions(options, 'options');
+    const depth = o.depth === undefined ? 256 : checkUint(o.depth, 'options.depth');
+    if (depth < 1 || depth > 32768 || (depth & (depth - 1)) !== 0) {
+      throw rangeError('ERR_OUT_OF_RANGE', `options.depth must be a power of two from 1 to 32768, got ${depth}`);
+    }
+    const engine = o.engine ?? process.env.BLOCKRING_ENGINE ?? 'auto';
+    if (typeof engine !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.engine must be a string');
+    if (engine !== 'auto' && engine !== 'io_uring') {
+      throw typeError('ERR_INVALID_ARG_VALUE', `unknown engine '${engine}'`);
+    }
+    this.#trace = checkBool(o.trace, 'options.trace');
+    const rawSq = new Float64Array(SQ_CAPACITY * SQ_STRIDE);
+    const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
+    try {
+      this.#h = new native.RingHandle({
+        engine, depth, trace: this.#trace, sq: this.#sq, cq: this.#cq, rawSq, rawCq,
+        onComplete: (n, nraw) => this.#onComplete(n, nraw),
+      });
+    } catch (e) {
+      throw fromNative(e);
+    }
+    this.#raw = new RawQueue(this.#h, rawSq, rawCq);
+  }
+
+  /** The engine in use ('io_uring', ...). */
+  get engine(): string {
+    return this.#h.engine;
+  }
+
+  /** Requests the kernel holds at once (the submission queue size). */
+  get depth(): number {
+    return this.#h.depth;
+  }
+
+  get closed(): boolean {
+    return this.#closing !== null;
+  }
+
+  /** The low-level interface (typed-array records, registered buffers). */
+  get raw(): RawQueue {
+    return this.#raw;
+  }
+
+  /** Opens a file or block device on this ring. */
+  async open(path: string, options: OpenOptions = {}): Promise<BlockDevice> {
+    if (typeof path !== 'string' || path.length === 0) {
+      throw typeError('ERR_INVALID_ARG_TYPE', 'path must be a non-empty string');
+    }
+    const o = checkOptions(options, 'options');
+    const readOnly = checkBool(o.readOnly, 'options.readOnly');
+    const create = checkBool(o.create, 'options.create');
+    const direct = checkBool(o.direct, 'options.direct');
+    const size = o.size === undefined ? undefined : checkUint(o.size, 'options.size');
+    this.#checkOpen();
+    const c = fs.constants;
+    // libuv opens with O_CLOEXEC; the fd belongs to the native device from here on.
+    const flags = (readOnly ? c.O_RDONLY : c.O_RDWR) | (create ? c.O_CREAT : 0) | (direct ? c.O_DIRECT : 0);
+    const fd = await new Promise<number>((resolve, reject) => {
+      fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd)));
+    });
+    try {
+      if (size !== undefined && !readOnly) {
+        const st = fs.fstatSync(fd);
+        if (st.isFile() && st.size < size) fs.ftruncateSync(fd, size);
+      }
+      this.#checkOpen();
+      const info = this.#h.addDevice(fd, direct, readOnly);
+      const dev = new BlockDevice(this, path, fd, info, readOnly, direct);
+      this.#devices.add(dev);
+      return dev;
+    } catch (e) {
+      fs.closeSync(fd);
+      throw fromNative(e, path);
+    }
+  }
+
+  /**
+   * Submits many requests with one submission syscall. Resolves, when all
+   * have completed, to one result per request (errors are reported per
+   * request, never by rejecting). Invalid requests reject before any is
+   * submitted.
+   */
+  submit(requests: BatchRequest[]): Promise<RequestResult[]> {
+    let normalized: NormalizedRequest[];
+    try {
+      this.#checkOpen();
+      normalized = this.#normalizeBatch(requests);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise<RequestResult[]>((resolve) => {
+      const batch: Batch = { results: new Array<RequestResult>(normalized.length), remaining: normalized.length, resolve };
+      if (normalized.length === 0) resolve([]);
+      for (let i = 0; i < normalized.length; i++) this.#enqueue(normalized[i]!, null, batch, i);
+      this.#flush();
+    });
+  }
+
+  /** Waits for every request, closes every device, then the ring. Idempotent. */
+  close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = (async () => {
+        await Promise.all([...this.#devices].map((d) => d.close()));
+        await this.#until(() => this.#queued === 0 && this.#h.inflight() === 0);
+        this.#h.close();
+      })();
+    }
+    return this.#closing;
+  }
+
+  /** @internal */
+  _enqueue(req: NormalizedRequest, settle: Settle): void {
+    this.#enqueue(req, settle, null, 0);
+  }
+
+  /** @internal */
+  async _closeDevice(dev: BlockDevice): Promise<void> {
+    await this.#until(() => dev._inflight === 0);
+    this.#h.closeDevice(dev.handle);
+    this.#devices.delete(dev);
+  }
+
+  #checkOpen(): void {
+    if (this.#closing) throw new BlockringError('ERR_RING_CLOSED', 'ring is closed');
+  }
+
+  #normalizeBatch(requests: unknown): NormalizedRequest[] {
+    if (!Array.isArray(requests)) throw typeError('ERR_INVALID_ARG_TYPE', 'requests must be an array');
+    const out: NormalizedRequest[] = [];
+    for (let i = 0; i < requests.length; i++) {
+      const r = checkOptions(requests[i], `requests[${i}]`);
+      const op = r.op as RequestOp;
+      if (typeof op !== 'string' || !Object.prototype.hasOwnProperty.call(OPS, op)) {
+        throw typeError('ERR_INVALID_ARG_VALUE', `requests[${i}].op must be one of ${Object.keys(OPS).join(', ')}`);
+      }
+      const dev = r.dev;
+      if (!(dev instanceof BlockDevice) || !this.#devices.has(dev)) {
+        throw typeError('ERR_INVALID_ARG_VALUE', `requests[${i}].dev must be a device opened on this ring`);
+      }
+      let buffers: ArrayBufferView[] | null = null;
+      if (op === 'read' || op === 'write') buffers = [checkView(r.buffer, `requests[${i}].buffer`)];
+      else if (op === 'readv' || op === 'writev') buffers = checkViews(r.buffers, `requests[${i}].buffers`);
+      out.push(dev._normalize(OPS[op], op, buffers, r.offset, r.length, r));
+    }
+    return out;
+  }
+
+  #enqueue(req: NormalizedRequest, settle: Settle | null, batch: Batch | null, index: number): void {
+    if (this.#queued === SQ_CAPACITY) this.#flush();
+    const id = this.#freeIds.length ? this.#freeIds.pop()! : this.#pending.length;
+    this.#pending[id] = { req, settle, batch, index };
+    const sq = this.#sq;
+    const b = this.#queued * SQ_STRIDE;
+    sq[b + SQ_ID] = id;
+    sq[b + SQ_OPWORD] = opWord(req.op, req.tag, req.flags);
+    sq[b + SQ_DEVICE] = req.dev.handle;
+    sq[b + SQ_LENGTH] = req.length;
+    sq[b + SQ_OFFSET] = req.offset;
+    if (req.buffers) {
+      sq[b + SQ_BUFFER] = this.#queuedBuffers.length;
+      sq[b + SQ_BUFCOUNT] = req.buffers.length;
+      for (const buf of req.buffers) this.#queuedBuffers.push(buf);
+    } else {
+      sq[b + SQ_BUFFER] = 0;
+      sq[b + SQ_BUFCOUNT] = 0;
+    }
+    this.#queued++;
+    req.dev._inflight++;
+    if (!this.#flushScheduled) {
+      // Requests made in the same tick share one submission syscall.
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushTask);
+    }
+  }
+
+  readonly #flushTask = (): void => {
+    this.#flushScheduled = false;
+    this.#flush();
+  };
+
+  #flush(): void {
+    const count = this.#queued;
+    if (count === 0) return;
+    const buffers = this.#queuedBuffers;
+    this.#queued = 0;
+    this.#queuedBuffers = [];
+    try {
+      this.#h.submit(count, buffers);
+    } catch (e) {
+      // Nothing of this chunk was submitted: fail each request with the cause.
+      const err = fromNative(e);
+      for (let i = 0; i < count; i++) this.#settle(this.#sq[i * SQ_STRIDE + SQ_ID]!, 0, 0, 0, err);
+    }
+  }
+
+  #onComplete(count: number, rawCount: number): void {
+    const cq = this.#cq;
+    for (let i = 0; i < count; i++) {
+      const b = i * CQ_STRIDE;
+      this.#settle(cq[b]!, cq[b + CQ_RESULT]!, cq[b + CQ_ISSUED]!, cq[b + CQ_COMPLETED]!, null);
+    }
+    if (rawCount) this.#raw._deliver(rawCount);
+    if (this.#waiters.length) this.#runWaiters();
+  }
+
+  #settle(id: number, res: number, issued: number, completed: number, failure: Error | null): void {
+    const p = this.#pending[id]!;
+    this.#pending[id] = undefined;
+    this.#freeIds.push(id);
+    const req = p.req;
+    req.dev._inflight--;
+    const error = failure ?? (res < 0 ? this.#ioError(req, -res) : null);
+    if (p.settle) {
+      if (error) p.settle.reject(error);
+      else p.settle.resolve(res);
+    } else {
+      const batch = p.batch!;
+      const r: RequestResult = { bytes: error ? 0 : res };
+      if (error) r.error = error as BlockIoError;
+      if (this.#trace) {
+        r.issued = issued;
+        r.completed = completed;
+      }
+      batch.results[p.index] = r;
+      if (--batch.remaining === 0) batch.resolve(batch.results);
+    }
+  }
+
+  #ioError(req: NormalizedRequest, errno: number): BlockIoError {
+    const syscall = req.opName === 'flush' && req.flags & 2 ? 'fsync' : SYSCALLS[req.opName] ?? req.opName;
+    return new BlockIoError({ errno, syscall, op: req.opName, offset: req.offset, length: req.length, path: req.dev.path });
+  }
+
+  // Resolves when cond() holds; checked now and after each completion batch.
+  #until(cond: () => boolean): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.#waiters.push(() => {
+        if (!cond()) return false;
+        resolve();
+        return true;
+      });
+    });
+  }
+
+  #runWaiters(): void {
+    this.#waiters = this.#waiters.filter((w) => !w());
+  }
+}

@@ -1,0 +1,19 @@
+// Addon entry: context-aware (per-instance data via Napi::Addon), so it
+// loads in worker threads and in several contexts at once.
+#include <napi.h>
+
+#include "ring_handle.h"
+
+namespace blockring {
+
+class BlockringAddon final : public Napi::Addon<BlockringAddon> {
+ public:
+  BlockringAddon(Napi::Env env, Napi::Object exports) {
+    exports.Set("RingHandle", RingHandle::Define(env));
+  }
+};
+
+}  // namespace blockring
+
+using blockring::BlockringAddon;
+NODE_API_ADDON(BlockringAddon)

@@ -1,0 +1,35 @@
+#include "errors.h"
+
+#include <string.h>
+
+namespace blockring {
+namespace {
+
+[[noreturn]] void ThrowWithCode(Napi::Error err, const char* code) {
+  err.Set("code", code);
+  throw err;
+}
+
+}  // namespace
+
+void ThrowType(Napi::Env env, const char* code, const std::string& msg) {
+  ThrowWithCode(Napi::TypeError::New(env, msg), code);
+}
+
+void ThrowRange(Napi::Env env, const char* code, const std::string& msg) {
+  ThrowWithCode(Napi::RangeError::New(env, msg), code);
+}
+
+void ThrowState(Napi::Env env, const char* code, const std::string& msg) {
+  ThrowWithCode(Napi::Error::New(env, msg), code);
+}
+
+void ThrowErrno(Napi::Env env, int neg_errno, const char* syscall, const std::string& msg) {
+  int e = -neg_errno;
+  Napi::Error err = Napi::Error::New(env, msg + ": " + strerror(e));
+  err.Set("errno", Napi::Number::New(env, e));
+  err.Set("syscall", syscall);
+  throw err;
+}
+
+}  // namespace blockring

@@ -1,0 +1,15 @@
+// Errors thrown to JS. Every error carries a stable `code`; errno errors
+// also carry `errno` (positive) and `syscall`, and lib/ turns them into
+// BlockIoError.
+#pragma once
+
+#include <napi.h>
+
+namespace blockring {
+
+[[noreturn]] void ThrowType(Napi::Env env, const char* code, const std::string& msg);
+[[noreturn]] void ThrowRange(Napi::Env env, const char* code, const std::string& msg);
+[[noreturn]] void ThrowState(Napi::Env env, const char* code, const std::string& msg);
+[[noreturn]] void ThrowErrno(Napi::Env env, int neg_errno, const char* syscall, const std::string& msg);
+
+}  // namespace blockring

@@ -1,0 +1,83 @@
+// The native half of a Ring: owns an Engine, watches its eventfd with a
+// uv_poll_t on the creating thread's loop, and delivers completions to JS
+// in batches (one MakeCallback per batch). Runs only on that thread.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../engine/engine.h"
+
+namespace blockring {
+
+class RingHandle final : public Napi::ObjectWrap<RingHandle>, private CompletionSink {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit RingHandle(const Napi::CallbackInfo& info);
+  ~RingHandle() override;
+
+ private:
+  struct RegisteredBuffer {
+    char* data;
+    size_t length;
+  };
+
+  Napi::Value AddDevice(const Napi::CallbackInfo& info);
+  Napi::Value CloseDevice(const Napi::CallbackInfo& info);
+  Napi::Value Submit(const Napi::CallbackInfo& info);
+  Napi::Value SubmitRaw(const Napi::CallbackInfo& info);
+  Napi::Value RegisterBuffers(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Inflight(const Napi::CallbackInfo& info);
+  Napi::Value EngineName(const Napi::CallbackInfo& info);
+  Napi::Value Depth(const Napi::CallbackInfo& info);
+
+  // Parses and validates count records, then accepts them all (or none).
+  void SubmitRecords(Napi::Env env, const double* sq, uint32_t count, Napi::Array* buffers, bool raw);
+  bool OnComplete(Request* r) override;
+  void OnReadable();
+  void Deliver();
+  void UpdateRefs();
+  void Teardown();
+  void CheckOpen(Napi::Env env);
+
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnEnvCleanup(void* arg);
+
+  std::unique_ptr<Engine> engine_;
+  uv_poll_t* poll_ = nullptr;
+  bool closed_ = false;
+  bool in_callback_ = false;
+  bool close_pending_ = false;
+  bool held_ = false;
+  bool cleanup_hook_ = false;
+  uint32_t depth_ = 0;
+
+  // Shared arrays (owned by JS, kept alive by these references).
+  Napi::ObjectReference arrays_ref_;
+  double* sq_ = nullptr;
+  uint32_t sq_cap_ = 0;
+  double* cq_ = nullptr;
+  uint32_t cq_cap_ = 0;
+  double* raw_sq_ = nullptr;
+  uint32_t raw_sq_cap_ = 0;
+  double* raw_cq_ = nullptr;
+  uint32_t raw_cq_cap_ = 0;
+  uint32_t cq_count_ = 0;
+  uint32_t raw_cq_count_ = 0;
+
+  Napi::FunctionReference on_complete_;  // weak; JS keeps the function on the wrapper
+  Napi::ObjectReference self_;           // strong while requests are in flight
+  std::unique_ptr<Napi::AsyncContext> async_;
+
+  std::vector<RegisteredBuffer> registered_;
+  Napi::ObjectReference registered_ref_;
+  bool registered_fixed_ = false;
+  uint64_t raw_inflight_ = 0;
+};
+
+}  // namespace blockring

@@ -1,0 +1,51 @@
+// The interface every I/O backend implements (io_uring, libaio, threads,
+// mmap, null). A backend moves enabled requests to its kernel interface and
+// reports each finished attempt; the Engine owns ordering, retries, short
+// I/O resubmission and the eventfd. All methods run on the ring's thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "request.h"
+
+namespace blockring {
+
+// Receives one finished attempt: res is bytes transferred or -errno.
+class AttemptSink {
+ public:
+  virtual void OnAttempt(Request* r, int64_t res) = 0;
+
+ protected:
+  ~AttemptSink() = default;
+};
+
+struct BackendCaps {
+  bool fixed_buffers = false;  // RegisterBuffers works
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  // Called once with the engine's eventfd, which the backend must signal
+  // whenever a completion becomes reapable. Returns 0 or -errno.
+  virtual int Init(int eventfd) = 0;
+  // Most attempts the backend accepts at once (the queue depth).
+  virtual uint32_t capacity() const = 0;
+  virtual BackendCaps caps() const { return {}; }
+  // Stages r. False when there is no room; the engine keeps it queued.
+  virtual bool Prepare(Request* r) = 0;
+  // Hands staged attempts to the kernel. Returns >= 0 or -errno; -EAGAIN and
+  // -EBUSY mean "reap first, then try again".
+  virtual int Submit() = 0;
+  // Non-blocking: reports up to max finished attempts to sink.
+  virtual unsigned Reap(AttemptSink* sink, unsigned max) = 0;
+  // Blocks until a completion may be reapable (teardown drain).
+  virtual int Wait() = 0;
+  // Registered (fixed) buffers; backends without them return -EOPNOTSUPP.
+  virtual int RegisterBuffers(const iovec*, unsigned) { return -95; }
+  virtual void UnregisterBuffers() {}
+};
+
+}  // namespace blockring

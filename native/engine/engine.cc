@@ -1,0 +1,237 @@
+#include "engine.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "../kernel/eventfd.h"
+
+namespace blockring {
+namespace {
+
+constexpr uint32_t kMaxRetries = 1000;  // EAGAIN/EINTR attempts per request
+constexpr size_t kSlabSize = 256;
+
+}  // namespace
+
+void Request::AdvanceIovecs(uint64_t bytes) {
+  while (bytes && iovcnt) {
+    if (bytes < iov->iov_len) {
+      iov->iov_base = static_cast<char*>(iov->iov_base) + bytes;
+      iov->iov_len -= bytes;
+      return;
+    }
+    bytes -= iov->iov_len;
+    iov++;
+    iovcnt--;
+  }
+}
+
+Engine::Engine(std::unique_ptr<Backend> backend) : backend_(std::move(backend)) {}
+
+Engine::~Engine() {
+  for (auto& dev : devices_) {
+    if (dev->fd >= 0) close(dev->fd);
+  }
+  backend_.reset();  // before the eventfd it signals
+  if (eventfd_ >= 0) close(eventfd_);
+}
+
+int Engine::Init() {
+  int fd = EventfdCreate();
+  if (fd < 0) return fd;
+  eventfd_ = fd;
+  return backend_->Init(eventfd_);
+}
+
+Device* Engine::AddDevice(int fd, bool direct, bool read_only) {
+  uint32_t handle;
+  if (!free_handles_.empty()) {
+    handle = free_handles_.back();
+    free_handles_.pop_back();
+    *devices_[handle] = Device();
+  } else {
+    handle = static_cast<uint32_t>(devices_.size());
+    devices_.push_back(std::make_unique<Device>());
+  }
+  Device* dev = devices_[handle].get();
+  dev->fd = fd;
+  dev->handle = handle;
+  dev->direct = direct;
+  dev->read_only = read_only;
+  return dev;
+}
+
+Device* Engine::GetDevice(uint32_t handle) const {
+  if (handle >= devices_.size()) return nullptr;
+  Device* dev = devices_[handle].get();
+  return dev->fd >= 0 && !dev->closing ? dev : nullptr;
+}
+
+bool Engine::CloseDevice(Device* dev) {
+  dev->closing = true;
+  if (dev->inflight) return false;
+  FreeDevice(dev);
+  return true;
+}
+
+void Engine::FreeDevice(Device* dev) {
+  close(dev->fd);
+  dev->fd = -1;
+  free_handles_.push_back(dev->handle);
+}
+
+Request* Engine::NewRequest() {
+  if (!free_requests_) {
+    std::unique_ptr<Request[]> slab(new Request[kSlabSize]);
+    for (size_t i = 0; i < kSlabSize; i++) {
+      slab[i].next = free_requests_;
+      free_requests_ = &slab[i];
+    }
+    request_slabs_.push_back(std::move(slab));
+  }
+  Request* r = free_requests_;
+  free_requests_ = r->next;
+  r->next = nullptr;
+  return r;
+}
+
+void Engine::FreeRequest(Request* r) {
+  std::vector<iovec> keep;
+  keep.swap(r->iov_heap);
+  *r = Request();
+  if (keep.capacity() <= 64) {
+    keep.clear();
+    r->iov_heap.swap(keep);  // reuse small vectors; drop big ones
+  }
+  r->next = free_requests_;
+  free_requests_ = r;
+}
+
+void Engine::Accept(Request* r) {
+  inflight_++;
+  r->dev->inflight++;
+  if (r->dev->tasks.Arrive(r)) Ready(r);
+}
+
+void Engine::Ready(Request* r) {
+  if (!backlog_head_ && in_backend_ < backend_->capacity() && backend_->Prepare(r)) {
+    in_backend_++;
+    if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
+    return;
+  }
+  r->prev = nullptr;
+  r->next = nullptr;
+  if (!backlog_head_) {
+    backlog_head_ = backlog_tail_ = r;
+  } else if (r->tag == Tag::kHead && !r->issue_seq) {
+    // HEAD OF QUEUE goes ahead of every request still waiting for room.
+    r->next = backlog_head_;
+    backlog_head_->prev = r;
+    backlog_head_ = r;
+  } else {
+    r->prev = backlog_tail_;
+    backlog_tail_->next = r;
+    backlog_tail_ = r;
+  }
+}
+
+int Engine::Flush() {
+  while (backlog_head_ && in_backend_ < backend_->capacity()) {
+    Request* r = backlog_head_;
+    if (!backend_->Prepare(r)) break;
+    backlog_head_ = r->next;
+    if (backlog_head_) {
+      backlog_head_->prev = nullptr;
+    } else {
+      backlog_tail_ = nullptr;
+    }
+    r->next = nullptr;
+    in_backend_++;
+    if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
+  }
+  int res = backend_->Submit();
+  if (res < 0) {
+    // The kernel is short of resources or must flush completions first.
+    // Staged requests stay staged; ring our own doorbell so the next reap
+    // pass retries even if no completion arrives to wake us.
+    EventfdSignal(eventfd_);
+  }
+  return res;
+}
+
+void Engine::OnAttempt(Request* r, int64_t res) {
+  in_backend_--;
+  if ((res == -EAGAIN || res == -EINTR) && r->retries++ < kMaxRetries) {
+    Ready(r);
+    return;
+  }
+  if (res < 0) {
+    Finish(r, res);
+    return;
+  }
+  if (!r->IsTransfer()) {
+    // Discard and write-zeroes report the bytes they covered; flush 0.
+    Finish(r, r->op == Op::kFlush ? 0 : static_cast<int64_t>(r->length));
+    return;
+  }
+  r->done += static_cast<uint64_t>(res);
+  if (res == 0 || r->done >= r->length) {
+    // res == 0: a read at end of file returns what it got.
+    Finish(r, static_cast<int64_t>(r->done));
+    return;
+  }
+  // Short transfer in the middle: resubmit for the remainder.
+  r->AdvanceIovecs(static_cast<uint64_t>(res));
+  Ready(r);
+}
+
+void Engine::Finish(Request* r, int64_t result) {
+  r->result = result;
+  if (trace_) r->complete_seq = ++trace_seq_;
+  Device* dev = r->dev;
+  dev->tasks.Complete(r, [this](Request* d) { Ready(d); });
+  finished_.push_back(r);
+  if (--dev->inflight == 0 && dev->closing) FreeDevice(dev);
+}
+
+size_t Engine::Process(CompletionSink* sink) {
+  EventfdDrain(eventfd_);
+  size_t delivered = 0;
+  size_t next = 0;
+  for (;;) {
+    for (; next < finished_.size(); next++) {
+      Request* r = finished_[next];
+      inflight_--;
+      delivered++;
+      bool more = sink->OnComplete(r);
+      FreeRequest(r);
+      if (!more) {
+        finished_.erase(finished_.begin(), finished_.begin() + static_cast<ptrdiff_t>(next + 1));
+        // Sink is full: the caller hands this batch to JS and calls again.
+        EventfdSignal(eventfd_);
+        return delivered;
+      }
+    }
+    finished_.clear();
+    next = 0;
+    unsigned reaped = backend_->Reap(this, 4096);
+    Flush();
+    if (!reaped && finished_.empty()) break;
+  }
+  return delivered;
+}
+
+void Engine::Drain(CompletionSink* sink) {
+  while (inflight_) {
+    Flush();
+    if (!Process(sink) && inflight_) {
+      if (in_backend_) {
+        backend_->Wait();
+      } else {
+        usleep(1000);  // submission refused for now; try again shortly
+      }
+    }
+  }
+}
+
+}  // namespace blockring

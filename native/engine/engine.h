@@ -1,0 +1,92 @@
+// The engine: requests in, completions out. Owns the eventfd, the backend,
+// each device's task set, the backlog of enabled requests waiting for room
+// in the backend, retries and short I/O resubmission. No N-API here; runs
+// on the thread that owns the ring.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "backend.h"
+#include "device.h"
+#include "request.h"
+
+namespace blockring {
+
+class CompletionSink {
+ public:
+  // r finished with r->result (bytes or -errno). The engine frees r after.
+  // Returns false to stop the reap pass (sink is full).
+  virtual bool OnComplete(Request* r) = 0;
+
+ protected:
+  ~CompletionSink() = default;
+};
+
+class Engine final : private AttemptSink {
+ public:
+  explicit Engine(std::unique_ptr<Backend> backend);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Creates the eventfd and initializes the backend. 0 or -errno.
+  int Init();
+  int event_fd() const { return eventfd_; }
+  const Backend& backend() const { return *backend_; }
+  Backend& backend() { return *backend_; }
+
+  // Devices: the fd is owned by the engine once added.
+  Device* AddDevice(int fd, bool direct, bool read_only);
+  Device* GetDevice(uint32_t handle) const;
+  // Closes the device's fd now if nothing is in flight; returns false
+  // (and closes it when the last request completes) otherwise.
+  bool CloseDevice(Device* dev);
+  size_t device_count() const { return devices_.size() - free_handles_.size(); }
+
+  Request* NewRequest();
+  void FreeRequest(Request* r);
+
+  // Accepts a filled request: schedules it (it may stay dormant).
+  void Accept(Request* r);
+  // Pushes enabled requests to the backend and the kernel.
+  int Flush();
+  // Drains the eventfd and reaps: retries, resubmissions and released
+  // dormant requests go back to the kernel in the same pass. Every finished
+  // request goes to sink. Returns how many were delivered.
+  size_t Process(CompletionSink* sink);
+  // Blocks until nothing is in flight (teardown; delivers to sink).
+  void Drain(CompletionSink* sink);
+
+  uint64_t inflight() const { return inflight_; }
+  void set_trace(bool on) { trace_ = on; }
+
+ private:
+  void OnAttempt(Request* r, int64_t res) override;
+  void Ready(Request* r);
+  void Finish(Request* r, int64_t result);
+  void FreeDevice(Device* dev);
+
+  std::unique_ptr<Backend> backend_;
+  int eventfd_ = -1;
+  bool trace_ = false;
+  uint64_t trace_seq_ = 0;
+  uint64_t inflight_ = 0;    // accepted and not yet delivered
+  uint32_t in_backend_ = 0;  // prepared and not yet reaped
+
+  // Enabled requests waiting for backend room, FIFO (HEAD OF QUEUE first).
+  Request* backlog_head_ = nullptr;
+  Request* backlog_tail_ = nullptr;
+
+  // Finished requests not yet handed to a sink (sink was full).
+  std::vector<Request*> finished_;
+
+  std::vector<std::unique_ptr<Device>> devices_;
+  std::vector<uint32_t> free_handles_;
+
+  std::vector<std::unique_ptr<Request[]>> request_slabs_;
+  Request* free_requests_ = nullptr;
+};
+
+}  // namespace blockring

@@ -1,0 +1,24 @@
+// Chooses and builds a backend by name.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend.h"
+
+namespace blockring {
+
+struct EngineChoice {
+  std::string requested;  // "auto", "io_uring", ...
+  uint32_t depth = 256;
+};
+
+struct BackendResult {
+  std::unique_ptr<Backend> backend;
+  int err = 0;             // -errno when backend is null
+  std::string fallback;    // why auto moved past an engine ("" if it did not)
+};
+
+BackendResult MakeBackend(const EngineChoice& choice);
+
+}  // namespace blockring

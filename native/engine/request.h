@@ -1,0 +1,82 @@
+// One block request as the engine and its backends see it. Requests are
+// pooled by the Engine; nothing here allocates on the hot path except
+// vectors longer than the inline iovec slots.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace blockring {
+
+enum class Op : uint8_t { kRead = 0, kWrite = 1, kFlush = 2, kDiscard = 3, kWriteZeroes = 4 };
+enum class Tag : uint8_t { kSimple = 0, kOrdered = 1, kHead = 2 };
+
+enum RequestFlags : uint16_t {
+  kFlagFua = 1 << 0,            // write with RWF_DSYNC
+  kFlagFlushMetadata = 1 << 1,  // flush: fsync instead of fdatasync
+  kFlagUnmap = 1 << 2,          // write-zeroes may deallocate
+  kFlagRaw = 1 << 3,            // completion goes to the raw completion queue
+  kFlagFixedBuffer = 1 << 4,    // buffer lies in io_uring registered buffer buf_index
+};
+
+struct Device;
+
+// Intrusive doubly-linked list hook used by the scheduler.
+struct ListHook {
+  struct Request* prev = nullptr;
+  struct Request* next = nullptr;
+};
+
+struct Request {
+  uint64_t user_data = 0;
+  Op op = Op::kRead;
+  Tag tag = Tag::kSimple;
+  uint16_t flags = 0;
+  uint16_t buf_index = 0;  // registered buffer index when kFlagFixedBuffer
+  Device* dev = nullptr;
+
+  uint64_t offset = 0;  // device offset of the whole request
+  uint64_t length = 0;  // total bytes (read/write/discard/write-zeroes)
+  uint64_t done = 0;    // bytes already transferred (short I/O resubmission)
+
+  // Current iovec window: advanced past `done` bytes on resubmission.
+  iovec* iov = nullptr;
+  uint32_t iovcnt = 0;
+  iovec iov_inline[2] = {};
+  std::vector<iovec> iov_heap;
+
+  int64_t result = 0;
+  uint32_t retries = 0;
+
+  // Scheduler state (per device).
+  uint64_t seq = 0;
+  ListHook active;   // enabled and not completed, by seq
+  ListHook barrier;  // enabled ORDERED/HEAD not completed, by seq
+  Request* dormant_next = nullptr;
+
+  // Ring-wide trace sequence numbers (0 = not yet).
+  uint64_t issue_seq = 0;
+  uint64_t complete_seq = 0;
+
+  // Engine queues: backlog (enabled, waiting for room) and the free list.
+  Request* next = nullptr;
+  Request* prev = nullptr;
+
+  void SetIovecs(uint32_t n) {
+    if (n <= 2) {
+      iov = iov_inline;
+    } else {
+      iov_heap.resize(n);
+      iov = iov_heap.data();
+    }
+    iovcnt = n;
+  }
+  void AdvanceIovecs(uint64_t bytes);
+  uint64_t RemainingOffset() const { return offset + done; }
+  uint64_t Remaining() const { return length - done; }
+  bool IsTransfer() const { return op == Op::kRead || op == Op::kWrite; }
+};
+
+}  // namespace blockring

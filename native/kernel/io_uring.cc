@@ -1,0 +1,193 @@
+#include "io_uring.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <memory>
+
+namespace blockring {
+namespace {
+
+int SysSetup(unsigned entries, io_uring_params* p) {
+  long r = syscall(__NR_io_uring_setup, entries, p);
+  return r < 0 ? -errno : static_cast<int>(r);
+}
+
+int SysEnter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags) {
+  long r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, nullptr, 0);
+  return r < 0 ? -errno : static_cast<int>(r);
+}
+
+int SysRegister(int fd, unsigned opcode, const void* arg, unsigned nr_args) {
+  long r = syscall(__NR_io_uring_register, fd, opcode, arg, nr_args);
+  return r < 0 ? -errno : static_cast<int>(r);
+}
+
+template <typename T>
+T* At(void* base, unsigned off) {
+  return reinterpret_cast<T*>(static_cast<char*>(base) + off);
+}
+
+int MapRings(UringQueue* q, const io_uring_params& p) {
+  q->sq_map_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+  q->cq_map_size = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
+  if (p.features & IORING_FEAT_SINGLE_MMAP) {
+    if (q->cq_map_size > q->sq_map_size) q->sq_map_size = q->cq_map_size;
+    q->cq_map_size = q->sq_map_size;
+  }
+  q->sq_map = mmap(nullptr, q->sq_map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                   q->fd, IORING_OFF_SQ_RING);
+  if (q->sq_map == MAP_FAILED) {
+    q->sq_map = nullptr;
+    return -errno;
+  }
+  if (p.features & IORING_FEAT_SINGLE_MMAP) {
+    q->cq_map = q->sq_map;
+  } else {
+    q->cq_map = mmap(nullptr, q->cq_map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                     q->fd, IORING_OFF_CQ_RING);
+    if (q->cq_map == MAP_FAILED) {
+      q->cq_map = nullptr;
+      return -errno;
+    }
+  }
+  q->sqe_map_size = p.sq_entries * sizeof(io_uring_sqe);
+  q->sqe_map = mmap(nullptr, q->sqe_map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                    q->fd, IORING_OFF_SQES);
+  if (q->sqe_map == MAP_FAILED) {
+    q->sqe_map = nullptr;
+    return -errno;
+  }
+  q->sq_head = At<unsigned>(q->sq_map, p.sq_off.head);
+  q->sq_tail = At<unsigned>(q->sq_map, p.sq_off.tail);
+  q->sq_mask = *At<unsigned>(q->sq_map, p.sq_off.ring_mask);
+  q->sq_flags = At<unsigned>(q->sq_map, p.sq_off.flags);
+  q->sq_array = At<unsigned>(q->sq_map, p.sq_off.array);
+  q->sqes = static_cast<io_uring_sqe*>(q->sqe_map);
+  q->cq_head = At<unsigned>(q->cq_map, p.cq_off.head);
+  q->cq_tail = At<unsigned>(q->cq_map, p.cq_off.tail);
+  q->cq_mask = *At<unsigned>(q->cq_map, p.cq_off.ring_mask);
+  q->cq_overflow = At<unsigned>(q->cq_map, p.cq_off.overflow);
+  q->cqes = At<io_uring_cqe>(q->cq_map, p.cq_off.cqes);
+  // The SQ index array is an identity map: slot i always holds SQE i.
+  for (unsigned i = 0; i < p.sq_entries; i++) q->sq_array[i] = i;
+  q->sqe_tail = *q->sq_tail;
+  return 0;
+}
+
+}  // namespace
+
+int UringSetup(unsigned entries, unsigned cq_entries, UringQueue* q) {
+  // SUBMIT_ALL (5.18) keeps submitting past a failed SQE; CLAMP caps sizes
+  // at the kernel maximum instead of failing. Older kernels reject unknown
+  // flags with EINVAL, so drop optional ones and retry.
+  const unsigned optional[] = {IORING_SETUP_SUBMIT_ALL, 0};
+  unsigned flags = IORING_SETUP_CLAMP | (cq_entries ? IORING_SETUP_CQSIZE : 0);
+  int fd = -EINVAL;
+  io_uring_params p;
+  for (unsigned extra : optional) {
+    memset(&p, 0, sizeof(p));
+    p.flags = flags | extra;
+    p.cq_entries = cq_entries;
+    fd = SysSetup(entries, &p);
+    if (fd != -EINVAL) break;
+  }
+  if (fd < 0) return fd;
+  q->fd = fd;  // io_uring fds are O_CLOEXEC from creation.
+  q->features = p.features;
+  q->setup_flags = p.flags;
+  q->sq_entries = p.sq_entries;
+  q->cq_entries = p.cq_entries;
+  int r = MapRings(q, p);
+  if (r < 0) {
+    UringTeardown(q);
+    return r;
+  }
+  return 0;
+}
+
+void UringTeardown(UringQueue* q) {
+  if (q->sqe_map) munmap(q->sqe_map, q->sqe_map_size);
+  if (q->cq_map && q->cq_map != q->sq_map) munmap(q->cq_map, q->cq_map_size);
+  if (q->sq_map) munmap(q->sq_map, q->sq_map_size);
+  if (q->fd >= 0) close(q->fd);
+  *q = UringQueue();
+}
+
+io_uring_sqe* UringGetSqe(UringQueue* q) {
+  // Acquire pairs with the kernel's release of sq_head after it has read SQEs.
+  unsigned head = __atomic_load_n(q->sq_head, __ATOMIC_ACQUIRE);
+  if (q->sqe_tail - head >= q->sq_entries) return nullptr;
+  io_uring_sqe* sqe = &q->sqes[q->sqe_tail & q->sq_mask];
+  q->sqe_tail++;
+  memset(sqe, 0, sizeof(*sqe));
+  return sqe;
+}
+
+unsigned UringSqPending(const UringQueue* q) {
+  return q->sqe_tail - __atomic_load_n(q->sq_head, __ATOMIC_ACQUIRE);
+}
+
+int UringEnter(UringQueue* q, unsigned wait_nr) {
+  // Release makes the SQE contents visible before the kernel sees the new tail.
+  if (*q->sq_tail != q->sqe_tail) __atomic_store_n(q->sq_tail, q->sqe_tail, __ATOMIC_RELEASE);
+  // Everything published and not yet consumed, including SQEs a previous
+  // enter left behind.
+  unsigned to_submit = UringSqPending(q);
+  unsigned flags = wait_nr ? IORING_ENTER_GETEVENTS : 0;
+  if (!to_submit && !wait_nr) {
+    if (!UringCqOverflowPending(q)) return 0;
+    flags |= IORING_ENTER_GETEVENTS;  // flush the kernel's overflow list into the CQ
+  }
+  return SysEnter(q->fd, to_submit, wait_nr, flags);
+}
+
+unsigned UringCqReady(const UringQueue* q) {
+  // Acquire pairs with the kernel's release of cq_tail after writing CQEs.
+  return __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE) - *q->cq_head;
+}
+
+io_uring_cqe* UringCqeAt(UringQueue* q, unsigned i) {
+  return &q->cqes[(*q->cq_head + i) & q->cq_mask];
+}
+
+void UringCqAdvance(UringQueue* q, unsigned n) {
+  // Release: we are done reading these CQEs before the kernel may reuse them.
+  __atomic_store_n(q->cq_head, *q->cq_head + n, __ATOMIC_RELEASE);
+}
+
+bool UringCqOverflowPending(const UringQueue* q) {
+  return __atomic_load_n(q->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW;
+}
+
+int UringRegisterEventfd(UringQueue* q, int efd) {
+  return SysRegister(q->fd, IORING_REGISTER_EVENTFD, &efd, 1);
+}
+
+int UringRegisterBuffers(UringQueue* q, const iovec* iov, unsigned n) {
+  return SysRegister(q->fd, IORING_REGISTER_BUFFERS, iov, n);
+}
+
+int UringUnregisterBuffers(UringQueue* q) {
+  return SysRegister(q->fd, IORING_UNREGISTER_BUFFERS, nullptr, 0);
+}
+
+int UringProbe(UringQueue* q, bool* supported, unsigned n) {
+  const unsigned ops = 256;
+  size_t size = sizeof(io_uring_probe) + ops * sizeof(io_uring_probe_op);
+  std::unique_ptr<char[]> mem(new char[size]());
+  auto* probe = reinterpret_cast<io_uring_probe*>(mem.get());
+  int r = SysRegister(q->fd, IORING_REGISTER_PROBE, probe, ops);
+  if (r < 0) return r;
+  for (unsigned i = 0; i < n; i++) supported[i] = false;
+  for (unsigned i = 0; i < probe->ops_len && i < ops; i++) {
+    unsigned op = probe->ops[i].op;
+    if (op < n && (probe->ops[i].flags & IO_URING_OP_SUPPORTED)) supported[op] = true;
+  }
+  return 0;
+}
+
+}  // namespace blockring
