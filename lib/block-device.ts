@@ -149,7 +149,7 @@ export class BlockDevice {
 
   #checkUsable(op: number): void {
     if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
-    if (op !== OP.read && this.readOnly) {
+    if (op !== OP.read && op !== OP.flush && this.readOnly) {
       throw new BlockringError('ERR_READ_ONLY', `device '${this.path}' is open read-only`);
     }
   }

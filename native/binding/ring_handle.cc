@@ -209,7 +209,7 @@ void RingHandle::SubmitRecords(Napi::Env env, const double* sq, uint32_t count, 
     if (!dev) ThrowState(env, "ERR_DEVICE_CLOSED", "device is closed");
     if (!IsUint(rec[kSqOffset], kMaxSafe)) ThrowRange(env, "ERR_OUT_OF_RANGE", "offset must be a safe non-negative integer");
     bool transfer = op == static_cast<unsigned>(Op::kRead) || op == static_cast<unsigned>(Op::kWrite);
-    if (op != static_cast<unsigned>(Op::kRead) && dev->read_only) ThrowState(env, "ERR_READ_ONLY", "device is open read-only");
+    if (op != static_cast<unsigned>(Op::kRead) && op != static_cast<unsigned>(Op::kFlush) && dev->read_only) ThrowState(env, "ERR_READ_ONLY", "device is open read-only");
     if (!transfer) {
       if (!IsUint(rec[kSqLength], kMaxSafe)) ThrowRange(env, "ERR_OUT_OF_RANGE", "length must be a safe non-negative integer");
       continue;
@@ -368,18 +368,22 @@ void RingHandle::OnPoll(uv_poll_t* handle, int status, int) {
 }
 
 void RingHandle::OnReadable() {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
+  // Raw N-API here: during worker termination JS cannot run and the C++
+  // wrappers would turn each failed call into a fatal error.
+  napi_env env = Env();
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   in_callback_ = true;
   for (;;) {
     cq_count_ = raw_cq_count_ = 0;
     engine_->Process(this);
     if (!cq_count_ && !raw_cq_count_) break;
     bool full = cq_count_ >= cq_cap_ || raw_cq_count_ >= raw_cq_cap_;
-    Deliver();
+    if (!Deliver()) break;
     if (close_pending_ || !full) break;
   }
   in_callback_ = false;
+  napi_close_handle_scope(env, scope);
   if (close_pending_) {
     Teardown();
     return;
@@ -387,17 +391,25 @@ void RingHandle::OnReadable() {
   UpdateRefs();
 }
 
-void RingHandle::Deliver() {
-  Napi::Env env = Env();
-  Napi::Function fn = on_complete_.Value();
-  if (fn.IsEmpty()) return;
-  try {
-    fn.MakeCallback(Value(), {Napi::Number::New(env, cq_count_), Napi::Number::New(env, raw_cq_count_)}, *async_);
-  } catch (const Napi::Error& e) {
+bool RingHandle::Deliver() {
+  napi_env env = Env();
+  napi_value fn, recv, argv[2], result;
+  if (napi_get_reference_value(env, on_complete_, &fn) != napi_ok || !fn) return false;
+  if (napi_get_reference_value(env, self_, &recv) != napi_ok || !recv) return false;
+  napi_create_uint32(env, cq_count_, &argv[0]);
+  napi_create_uint32(env, raw_cq_count_, &argv[1]);
+  napi_status st = napi_make_callback(env, *async_, recv, fn, 2, argv, &result);
+  if (st == napi_ok) return true;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) {
     // An exception from user code in a completion handler is an uncaught
     // exception, as for any other event-loop callback.
-    napi_fatal_exception(env, e.Value());
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
   }
+  return false;
 }
 
 void RingHandle::UpdateRefs() {

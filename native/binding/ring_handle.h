@@ -40,7 +40,7 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   void SubmitRecords(Napi::Env env, const double* sq, uint32_t count, Napi::Array* buffers, bool raw);
   bool OnComplete(Request* r) override;
   void OnReadable();
-  void Deliver();
+  bool Deliver();  // false when JS cannot run (env teardown)
   void UpdateRefs();
   void Teardown();
   void CheckOpen(Napi::Env env);
