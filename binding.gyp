@@ -15,6 +15,7 @@
         "native/engine/factory.cc",
         "native/binding/errors.cc",
         "native/binding/ring_handle.cc",
+        "native/binding/memory.cc",
         "native/binding/addon.cc"
       ],
       "include_dirs": [

@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-
 import { BlockringError } from './errors';
 import type { DeviceInfo } from './native';
 import { OP } from './records';
@@ -9,6 +7,8 @@ import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews } f
 export interface DeviceOwner {
   _enqueue(req: NormalizedRequest, settle: Settle): void;
   _closeDevice(dev: BlockDevice): Promise<void>;
+  _resizeDevice(dev: BlockDevice, size: number): Promise<void>;
+  _deviceSize(dev: BlockDevice): number;
 }
 
 export interface Settle {
@@ -48,40 +48,65 @@ export interface WriteZeroesOptions extends TagOption {
 /** An open file or block device on a Ring. Obtain one with `ring.open()`. */
 export class BlockDevice {
   readonly path: string;
+  /** Index of this device in its ring (the raw interface's device field). */
   readonly handle: number;
   readonly readOnly: boolean;
+  /** Opened with O_DIRECT. */
   readonly direct: boolean;
+  /** Writes past the end extend the device (files only). */
+  readonly growable: boolean;
   readonly isBlockDevice: boolean;
   readonly logicalBlockSize: number;
   readonly physicalBlockSize: number;
+  /** With O_DIRECT: offsets and lengths must be multiples of this (else 1). */
+  readonly offsetAlignment: number;
+  /** With O_DIRECT: buffer addresses must be multiples of this (else 1). */
+  readonly memoryAlignment: number;
   /** @internal */ _inflight = 0;
   /** @internal */ _closing: Promise<void> | null = null;
   readonly #owner: DeviceOwner;
-  readonly #fd: number;
-  readonly #blockSize: number;
+  #lastSize: number;
 
   /** @internal */
-  constructor(owner: DeviceOwner, path: string, fd: number, info: DeviceInfo, readOnly: boolean, direct: boolean) {
+  constructor(owner: DeviceOwner, path: string, info: DeviceInfo, direct: boolean) {
     this.#owner = owner;
-    this.#fd = fd;
     this.path = path;
     this.handle = info.handle;
-    this.readOnly = readOnly || info.deviceReadOnly;
+    this.readOnly = info.readOnly;
     this.direct = direct;
+    this.growable = info.growable;
     this.isBlockDevice = info.isBlockDevice;
-    this.logicalBlockSize = info.logicalBlockSize || info.dioOffsetAlign || 512;
-    this.physicalBlockSize = info.physicalBlockSize || this.logicalBlockSize;
-    this.#blockSize = info.size;
+    this.logicalBlockSize = info.logicalBlockSize;
+    this.physicalBlockSize = info.physicalBlockSize;
+    this.offsetAlignment = info.offsetAlignment;
+    this.memoryAlignment = info.memoryAlignment;
+    this.#lastSize = info.size;
   }
 
   get closed(): boolean {
     return this._closing !== null;
   }
 
-  /** Current size in bytes (files are re-read: they grow when written past the end). */
+  /**
+   * Size in bytes: fixed unless the device is growable (then it follows
+   * completed writes past the end) or resized.
+   */
   get size(): number {
-    if (this.isBlockDevice || this.closed) return this.#blockSize;
-    return fs.fstatSync(this.#fd).size;
+    if (!this.closed) this.#lastSize = this.#owner._deviceSize(this);
+    return this.#lastSize;
+  }
+
+  /**
+   * Grows or shrinks a file to `size` bytes (ftruncate) once the device's
+   * in-flight requests have completed.
+   */
+  resize(size: number | bigint): Promise<void> {
+    return this.#run(async () => {
+      const n = checkUint(size, 'size');
+      this.#checkUsable(OP.write);
+      if (this.isBlockDevice) throw new BlockringError('ERR_NOT_SUPPORTED', 'a block device cannot be resized');
+      await this.#owner._resizeDevice(this, n);
+    });
   }
 
   read(buffer: ArrayBufferView, offset: number | bigint, options?: TagOption): Promise<number> {
@@ -154,6 +179,7 @@ export class BlockDevice {
     }
   }
 
+  // Validation errors become rejections, never synchronous throws.
   #rw(op: number, opName: string, buffers: ArrayBufferView[], offset: unknown, options: unknown): Promise<number> {
     const o = checkOptions(options, 'options');
     const flags = op === OP.write && checkBool(o.fua, 'options.fua') ? 1 : 0;
@@ -168,7 +194,6 @@ export class BlockDevice {
     });
   }
 
-  // Validation errors become rejections, never synchronous throws.
   #run<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return fn();

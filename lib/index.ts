@@ -6,3 +6,4 @@ export { RawQueue } from './raw-queue';
 export { BlockIoError, BlockringError, errnoName } from './errors';
 export { FLAG, OP, TAG } from './records';
 export type { Tag } from './validate';
+export { addressAlignment, allocAligned, BufferPool } from './aligned';

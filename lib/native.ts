@@ -6,18 +6,35 @@ export interface DeviceInfo {
   handle: number;
   size: number;
   isBlockDevice: boolean;
-  deviceReadOnly: boolean;
+  readOnly: boolean;
+  growable: boolean;
   logicalBlockSize: number;
   physicalBlockSize: number;
-  dioMemAlign: number;
-  dioOffsetAlign: number;
+  /** O_DIRECT granularity of offsets and lengths (1 when not direct). */
+  offsetAlignment: number;
+  /** O_DIRECT alignment of buffer addresses (1 when not direct). */
+  memoryAlignment: number;
+}
+
+export interface AddDeviceOptions {
+  direct: boolean;
+  readOnly: boolean;
+  growable: boolean;
+  exclusive: boolean;
+}
+
+/** A record the native side refused; kind 0 TypeError, 1 RangeError, 2 state error. */
+export interface RecordFailure {
+  index: number;
+  kind: 0 | 1 | 2;
+  code: string;
+  message: string;
 }
 
 export interface RingHandleOptions {
   engine: string;
   depth: number;
   trace: boolean;
-  sq: Float64Array;
   cq: Float64Array;
   rawSq: Float64Array;
   rawCq: Float64Array;
@@ -27,18 +44,25 @@ export interface RingHandleOptions {
 export interface RingHandle {
   readonly engine: string;
   readonly depth: number;
-  addDevice(fd: number, direct: boolean, readOnly: boolean): DeviceInfo;
+  addDevice(fd: number, options: AddDeviceOptions): DeviceInfo;
+  /** The device's size as the engine tracks it; with a second argument, sets it. */
+  deviceSize(handle: number, size?: number): number;
   /** True when the fd was closed now; false when raw requests keep it open. */
   closeDevice(handle: number): boolean;
-  submit(count: number, buffers: ArrayBufferView[]): void;
+  /** Submits records 0..count-1 of sq; atomic: one bad record submits none. */
+  submit(sq: Float64Array, count: number, buffers: ArrayBufferView[], atomic: boolean): RecordFailure[];
   submitRaw(count: number): number;
   registerBuffers(buffers: ArrayBufferView[], fixed: boolean): boolean;
   inflight(): number;
   close(): void;
 }
 
+export type AlignedAllocation = { buffer: Buffer } | { arrayBuffer: ArrayBuffer; offset: number };
+
 export interface NativeBinding {
   RingHandle: new (options: RingHandleOptions) => RingHandle;
+  allocAligned(size: number, alignment: number, v8Only: boolean): AlignedAllocation;
+  addressAlignment(view: ArrayBufferView): number;
 }
 
 function load(): NativeBinding {

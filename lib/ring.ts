@@ -2,13 +2,21 @@ import fs from 'node:fs';
 
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
 import { BlockIoError, BlockringError, fromNative } from './errors';
-import { native, type RingHandle } from './native';
+import { BufferPool } from './aligned';
+import { native, type RecordFailure, type RingHandle } from './native';
 import { RawQueue } from './raw-queue';
 import {
   CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
   SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE,
 } from './records';
 import { checkBool, checkOptions, checkUint, checkView, checkViews, rangeError, typeError } from './validate';
+
+function recordError(f: RecordFailure): Error {
+  const e = f.kind === 0 ? new TypeError(f.message) : f.kind === 1 ? new RangeError(f.message) : null;
+  if (!e) return new BlockringError(f.code, f.message);
+  (e as Error & { code: string }).code = f.code;
+  return e;
+}
 
 export type EngineName = 'auto' | 'io_uring';
 
@@ -25,10 +33,14 @@ export interface OpenOptions {
   readOnly?: boolean;
   /** Create the file if it does not exist. */
   create?: boolean;
-  /** O_DIRECT: bypass the page cache. */
+  /** O_DIRECT: bypass the page cache. Requests must then be aligned (see `dev.offsetAlignment`). */
   direct?: boolean;
   /** Grow a smaller file to this size on open. */
   size?: number;
+  /** Writes past the end extend the file (files only); otherwise they are refused. */
+  growable?: boolean;
+  /** O_EXCL on block devices, an exclusive OFD lock on files: a second exclusive opener fails with EBUSY. */
+  exclusive?: boolean;
 }
 
 export type RequestOp = 'read' | 'write' | 'readv' | 'writev' | 'flush' | 'discard' | 'writeZeroes';
@@ -69,7 +81,8 @@ interface Pending {
   index: number;
 }
 
-const SQ_CAPACITY = 4096;
+const SQ_INITIAL = 256;
+const RAW_SQ_CAPACITY = 4096;
 const CQ_CAPACITY = 4096;
 const OPS: Record<RequestOp, number> = {
   read: OP.read, write: OP.write, readv: OP.read, writev: OP.write,
@@ -87,11 +100,12 @@ const SYSCALLS: Record<string, string> = {
  */
 export class Ring implements DeviceOwner {
   readonly #h: RingHandle;
-  readonly #sq = new Float64Array(SQ_CAPACITY * SQ_STRIDE);
+  #sq = new Float64Array(SQ_INITIAL * SQ_STRIDE);
   readonly #cq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
   readonly #trace: boolean;
   readonly #raw: RawQueue;
   readonly #devices = new Set<BlockDevice>();
+  readonly #fds = new Map<BlockDevice, number>();
   #pending: (Pending | undefined)[] = [];
   #freeIds: number[] = [];
   #queued = 0;
@@ -112,11 +126,11 @@ export class Ring implements DeviceOwner {
       throw typeError('ERR_INVALID_ARG_VALUE', `unknown engine '${engine}'`);
     }
     this.#trace = checkBool(o.trace, 'options.trace');
-    const rawSq = new Float64Array(SQ_CAPACITY * SQ_STRIDE);
+    const rawSq = new Float64Array(RAW_SQ_CAPACITY * SQ_STRIDE);
     const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
     try {
       this.#h = new native.RingHandle({
-        engine, depth, trace: this.#trace, sq: this.#sq, cq: this.#cq, rawSq, rawCq,
+        engine, depth, trace: this.#trace, cq: this.#cq, rawSq, rawCq,
         onComplete: (n, nraw) => this.#onComplete(n, nraw),
       });
     } catch (e) {
@@ -153,11 +167,18 @@ export class Ring implements DeviceOwner {
     const readOnly = checkBool(o.readOnly, 'options.readOnly');
     const create = checkBool(o.create, 'options.create');
     const direct = checkBool(o.direct, 'options.direct');
+    const growable = checkBool(o.growable, 'options.growable');
+    const exclusive = checkBool(o.exclusive, 'options.exclusive');
     const size = o.size === undefined ? undefined : checkUint(o.size, 'options.size');
     this.#checkOpen();
     const c = fs.constants;
+    let flags = (readOnly ? c.O_RDONLY : c.O_RDWR) | (create ? c.O_CREAT : 0) | (direct ? c.O_DIRECT : 0);
+    if (exclusive) {
+      // O_EXCL without O_CREAT means "exclusive open" only for block devices.
+      const st = await fs.promises.stat(path).catch(() => null);
+      if (st?.isBlockDevice()) flags |= c.O_EXCL;
+    }
     // libuv opens with O_CLOEXEC; the fd belongs to the native device from here on.
-    const flags = (readOnly ? c.O_RDONLY : c.O_RDWR) | (create ? c.O_CREAT : 0) | (direct ? c.O_DIRECT : 0);
     const fd = await new Promise<number>((resolve, reject) => {
       fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd)));
     });
@@ -167,14 +188,27 @@ export class Ring implements DeviceOwner {
         if (st.isFile() && st.size < size) fs.ftruncateSync(fd, size);
       }
       this.#checkOpen();
-      const info = this.#h.addDevice(fd, direct, readOnly);
-      const dev = new BlockDevice(this, path, fd, info, readOnly, direct);
+      const info = this.#h.addDevice(fd, { direct, readOnly, growable, exclusive });
+      const dev = new BlockDevice(this, path, info, direct);
       this.#devices.add(dev);
+      this.#fds.set(dev, fd);
       return dev;
     } catch (e) {
       fs.closeSync(fd);
       throw fromNative(e, path);
     }
+  }
+
+  /**
+   * Registers a BufferPool's buffers with the ring (they become the raw
+   * interface's registered table too). On io_uring, requests whose buffer
+   * lies in the pool then use fixed buffers. Returns whether the kernel
+   * registration took effect.
+   */
+  registerPool(pool: BufferPool): boolean {
+    if (!(pool instanceof BufferPool)) throw typeError('ERR_INVALID_ARG_TYPE', 'pool must be a BufferPool');
+    this.#checkOpen();
+    return this.#raw.registerBuffers(pool.buffers as Buffer[], { fixed: true });
   }
 
   /**
@@ -191,11 +225,15 @@ export class Ring implements DeviceOwner {
     } catch (e) {
       return Promise.reject(e);
     }
-    return new Promise<RequestResult[]>((resolve) => {
+    if (normalized.length === 0) return Promise.resolve([]);
+    // Earlier single requests go first (they are older), then the batch as
+    // one atomic submission.
+    this.#flush();
+    return new Promise<RequestResult[]>((resolve, reject) => {
       const batch: Batch = { results: new Array<RequestResult>(normalized.length), remaining: normalized.length, resolve };
-      if (normalized.length === 0) resolve([]);
       for (let i = 0; i < normalized.length; i++) this.#enqueue(normalized[i]!, null, batch, i);
-      this.#flush();
+      const failure = this.#flush(true);
+      if (failure) reject(failure);
     });
   }
 
@@ -221,6 +259,24 @@ export class Ring implements DeviceOwner {
     await this.#until(() => dev._inflight === 0);
     this.#h.closeDevice(dev.handle);
     this.#devices.delete(dev);
+    this.#fds.delete(dev);
+  }
+
+  /** @internal */
+  async _resizeDevice(dev: BlockDevice, size: number): Promise<void> {
+    this.#flush();
+    await this.#until(() => dev._inflight === 0);
+    const fd = this.#fds.get(dev);
+    if (fd === undefined || dev.closed) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
+    await new Promise<void>((resolve, reject) => {
+      fs.ftruncate(fd, size, (err) => (err ? reject(fromNative(err, dev.path)) : resolve()));
+    });
+    this.#h.deviceSize(dev.handle, size);
+  }
+
+  /** @internal */
+  _deviceSize(dev: BlockDevice): number {
+    return this.#h.deviceSize(dev.handle);
   }
 
   #checkOpen(): void {
@@ -249,7 +305,11 @@ export class Ring implements DeviceOwner {
   }
 
   #enqueue(req: NormalizedRequest, settle: Settle | null, batch: Batch | null, index: number): void {
-    if (this.#queued === SQ_CAPACITY) this.#flush();
+    if ((this.#queued + 1) * SQ_STRIDE > this.#sq.length) {
+      const grown = new Float64Array(this.#sq.length * 2);
+      grown.set(this.#sq);
+      this.#sq = grown;
+    }
     const id = this.#freeIds.length ? this.#freeIds.pop()! : this.#pending.length;
     this.#pending[id] = { req, settle, batch, index };
     const sq = this.#sq;
@@ -281,19 +341,44 @@ export class Ring implements DeviceOwner {
     this.#flush();
   };
 
-  #flush(): void {
+  // Submits the queued records. Single requests are checked one by one: a
+  // refused record rejects only its own promise. An atomic flush (a batch)
+  // submits all or nothing and returns the first refusal instead.
+  #flush(atomic = false): Error | null {
     const count = this.#queued;
-    if (count === 0) return;
+    if (count === 0) return null;
     const buffers = this.#queuedBuffers;
     this.#queued = 0;
     this.#queuedBuffers = [];
+    const ids = (i: number): number => this.#sq[i * SQ_STRIDE + SQ_ID]!;
+    let failures: RecordFailure[];
     try {
-      this.#h.submit(count, buffers);
+      failures = this.#h.submit(this.#sq, count, buffers, atomic);
     } catch (e) {
-      // Nothing of this chunk was submitted: fail each request with the cause.
+      // Nothing was submitted: fail each request with the cause.
       const err = fromNative(e);
-      for (let i = 0; i < count; i++) this.#settle(this.#sq[i * SQ_STRIDE + SQ_ID]!, 0, 0, 0, err);
+      if (atomic) {
+        for (let i = 0; i < count; i++) this.#forget(ids(i));
+        return err;
+      }
+      for (let i = 0; i < count; i++) this.#settle(ids(i), 0, 0, 0, err);
+      return null;
     }
+    if (failures.length === 0) return null;
+    if (atomic) {
+      for (let i = 0; i < count; i++) this.#forget(ids(i));
+      return recordError(failures[0]!);
+    }
+    for (const f of failures) this.#settle(ids(f.index), 0, 0, 0, recordError(f));
+    return null;
+  }
+
+  // Drops a request that was never submitted.
+  #forget(id: number): void {
+    const p = this.#pending[id]!;
+    this.#pending[id] = undefined;
+    this.#freeIds.push(id);
+    p.req.dev._inflight--;
   }
 
   #onComplete(count: number, rawCount: number): void {

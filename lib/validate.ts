@@ -6,9 +6,6 @@ export type Tag = 'simple' | 'ordered' | 'head';
 
 const TAGS: Record<Tag, number> = { simple: 0, ordered: 1, head: 2 };
 
-/** Most iovecs one request may carry (Linux IOV_MAX). */
-export const IOV_MAX = 1024;
-
 function typeError(code: string, message: string): TypeError {
   const e = new TypeError(message) as TypeError & { code: string };
   e.code = code;
@@ -33,7 +30,6 @@ export function checkView(v: unknown, name: string): ArrayBufferView {
 export function checkViews(v: unknown, name: string): ArrayBufferView[] {
   if (!Array.isArray(v)) throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be an array of buffers`);
   if (v.length === 0) throw rangeError('ERR_OUT_OF_RANGE', `${name} must not be empty`);
-  if (v.length > IOV_MAX) throw rangeError('ERR_OUT_OF_RANGE', `${name} has more than ${IOV_MAX} buffers`);
   for (let i = 0; i < v.length; i++) checkView(v[i], `${name}[${i}]`);
   return v as ArrayBufferView[];
 }

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "../engine/factory.h"
 #include "errors.h"
@@ -55,6 +57,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::AddDevice>("addDevice"),
                          InstanceMethod<&RingHandle::CloseDevice>("closeDevice"),
                          InstanceMethod<&RingHandle::Submit>("submit"),
+                         InstanceMethod<&RingHandle::DeviceSize>("deviceSize"),
                          InstanceMethod<&RingHandle::SubmitRaw>("submitRaw"),
                          InstanceMethod<&RingHandle::RegisterBuffers>("registerBuffers"),
                          InstanceMethod<&RingHandle::Close>("close"),
@@ -76,7 +79,6 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
   choice.depth = static_cast<uint32_t>(depth);
   bool trace = opts.Get("trace").ToBoolean().Value();
 
-  sq_ = Float64Data(env, opts, "sq", &sq_cap_, kSqStride);
   cq_ = Float64Data(env, opts, "cq", &cq_cap_, kCqStride);
   raw_sq_ = Float64Data(env, opts, "rawSq", &raw_sq_cap_, kSqStride);
   raw_cq_ = Float64Data(env, opts, "rawCq", &raw_cq_cap_, kCqStride);
@@ -153,26 +155,59 @@ void RingHandle::CheckOpen(Napi::Env env) {
   if (closed_ || close_pending_) ThrowState(env, "ERR_RING_CLOSED", "ring is closed");
 }
 
-// addDevice(fd, direct, readOnly) -> { handle, size, isBlockDevice, ... }
+// addDevice(fd, { direct, readOnly, growable, exclusive }) -> device info
 Napi::Value RingHandle::AddDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
-  double fd = info[0].ToNumber().DoubleValue();
-  if (!IsUint(fd, 0x7fffffff)) ThrowType(env, "ERR_INVALID_ARG_TYPE", "fd must be a non-negative integer");
+  double fdv = info[0].ToNumber().DoubleValue();
+  if (!IsUint(fdv, 0x7fffffff)) ThrowType(env, "ERR_INVALID_ARG_TYPE", "fd must be a non-negative integer");
+  int fd = static_cast<int>(fdv);
+  Napi::Object opts = info[1].As<Napi::Object>();
   Geometry g;
-  int r = QueryDeviceGeometry(static_cast<int>(fd), &g);
+  int r = QueryDeviceGeometry(fd, &g);
   if (r < 0) ThrowErrno(env, r, "fstat", "cannot inspect device");
-  Device* dev = engine_->AddDevice(static_cast<int>(fd), info[1].ToBoolean(), info[2].ToBoolean());
+  DeviceConfig c;
+  c.direct = opts.Get("direct").ToBoolean();
+  c.read_only = opts.Get("readOnly").ToBoolean() || g.read_only;
+  c.growable = opts.Get("growable").ToBoolean() && !g.is_block_device;
+  c.is_block_device = g.is_block_device;
+  c.size = g.size;
+  uint32_t lbs = g.logical_block_size;
+  if (c.direct) {
+    // Alignment O_DIRECT needs: statx DIOALIGN (6.1+), else the block
+    // device's logical block size, else probe with real reads.
+    uint32_t off = g.dio_offset_align, mem = g.dio_mem_align;
+    if (!off && g.is_block_device) off = mem = lbs;
+    if (!off && ProbeDeviceDirectAlignment(fd, &off, &mem) < 0) off = mem = 4096;
+    c.offset_align = off;
+    c.mem_align = mem ? mem : off;
+    if (!lbs) lbs = off;
+  }
+  if (opts.Get("exclusive").ToBoolean() && !g.is_block_device) {
+    // Block devices get O_EXCL at open; files an OFD lock.
+    r = LockDeviceExclusive(fd);
+    if (r < 0) ThrowErrno(env, r == -EAGAIN ? -EBUSY : r, "fcntl", "device is in use by another exclusive opener");
+  }
+  Device* dev = engine_->AddDevice(fd, c);
   Napi::Object out = Napi::Object::New(env);
   out.Set("handle", dev->handle);
   out.Set("size", static_cast<double>(g.size));
   out.Set("isBlockDevice", g.is_block_device);
-  out.Set("deviceReadOnly", g.read_only);
-  out.Set("logicalBlockSize", g.logical_block_size);
-  out.Set("physicalBlockSize", g.physical_block_size);
-  out.Set("dioMemAlign", g.dio_mem_align);
-  out.Set("dioOffsetAlign", g.dio_offset_align);
+  out.Set("readOnly", c.read_only);
+  out.Set("growable", c.growable);
+  out.Set("logicalBlockSize", lbs ? lbs : 512);
+  out.Set("physicalBlockSize", g.physical_block_size ? g.physical_block_size : (lbs ? lbs : 512));
+  out.Set("offsetAlignment", c.offset_align);
+  out.Set("memoryAlignment", c.mem_align);
   return out;
+}
+
+Napi::Value RingHandle::DeviceSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Device* dev = engine_ ? engine_->GetDevice(info[0].ToNumber().Uint32Value()) : nullptr;
+  if (!dev) ThrowState(env, "ERR_DEVICE_CLOSED", "device is closed");
+  if (info.Length() > 1) dev->size = static_cast<uint64_t>(info[1].ToNumber().DoubleValue());
+  return Napi::Number::New(env, static_cast<double>(dev->size));
 }
 
 Napi::Value RingHandle::CloseDevice(const Napi::CallbackInfo& info) {
@@ -193,62 +228,120 @@ Napi::Value RingHandle::EngineName(const Napi::CallbackInfo& info) {
 
 Napi::Value RingHandle::Depth(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), depth_); }
 
-void RingHandle::SubmitRecords(Napi::Env env, const double* sq, uint32_t count, Napi::Array* buffers, bool raw) {
-  // Pass 1: validate everything, so a bad record submits nothing.
-  uint32_t nbuf = buffers ? buffers->Length() : 0;
-  for (uint32_t i = 0; i < count; i++) {
-    const double* rec = sq + i * kSqStride;
-    double word = rec[kSqOpWord];
-    if (!IsUint(word, 0xffffffff)) ThrowType(env, "ERR_INVALID_ARG_VALUE", "bad request record");
-    uint32_t w = static_cast<uint32_t>(word);
-    unsigned op = w & 0xff, tag = (w >> 8) & 0xff;
-    if (op > static_cast<unsigned>(Op::kWriteZeroes)) ThrowType(env, "ERR_INVALID_ARG_VALUE", "unknown op");
-    if (tag > static_cast<unsigned>(Tag::kHead)) ThrowType(env, "ERR_INVALID_ARG_VALUE", "unknown tag");
-    if (!IsUint(rec[kSqDevice], 0xffffffff)) ThrowType(env, "ERR_INVALID_ARG_VALUE", "bad device handle");
-    Device* dev = engine_->GetDevice(static_cast<uint32_t>(rec[kSqDevice]));
-    if (!dev) ThrowState(env, "ERR_DEVICE_CLOSED", "device is closed");
-    if (!IsUint(rec[kSqOffset], kMaxSafe)) ThrowRange(env, "ERR_OUT_OF_RANGE", "offset must be a safe non-negative integer");
-    bool transfer = op == static_cast<unsigned>(Op::kRead) || op == static_cast<unsigned>(Op::kWrite);
-    if (op != static_cast<unsigned>(Op::kRead) && op != static_cast<unsigned>(Op::kFlush) && dev->read_only) ThrowState(env, "ERR_READ_ONLY", "device is open read-only");
-    if (!transfer) {
-      if (!IsUint(rec[kSqLength], kMaxSafe)) ThrowRange(env, "ERR_OUT_OF_RANGE", "length must be a safe non-negative integer");
-      continue;
+// Checks one record; returns nullptr when it is valid, else fills *kind
+// (0 TypeError, 1 RangeError, 2 state Error) and *code.
+const char* RingHandle::CheckRecord(const double* rec, const std::vector<View>& views, bool raw, int* kind,
+                                    const char** code, char* msg, size_t msg_len) const {
+  auto fail = [&](int k, const char* c, const char* m) {
+    *kind = k;
+    *code = c;
+    return m;
+  };
+  double word = rec[kSqOpWord];
+  if (!IsUint(word, 0xffffffff)) return fail(0, "ERR_INVALID_ARG_VALUE", "bad request record");
+  uint32_t w = static_cast<uint32_t>(word);
+  unsigned op = w & 0xff, tag = (w >> 8) & 0xff;
+  if (op > static_cast<unsigned>(Op::kWriteZeroes)) return fail(0, "ERR_INVALID_ARG_VALUE", "unknown op");
+  if (tag > static_cast<unsigned>(Tag::kHead)) return fail(0, "ERR_INVALID_ARG_VALUE", "unknown tag");
+  if (!IsUint(rec[kSqDevice], 0xffffffff)) return fail(0, "ERR_INVALID_ARG_VALUE", "bad device handle");
+  const Device* dev = engine_->GetDevice(static_cast<uint32_t>(rec[kSqDevice]));
+  if (!dev) return fail(2, "ERR_DEVICE_CLOSED", "device is closed");
+  if (!IsUint(rec[kSqOffset], kMaxSafe)) return fail(1, "ERR_OUT_OF_RANGE", "offset must be a safe non-negative integer");
+  const DeviceConfig& c = dev->config;
+  Op o = static_cast<Op>(op);
+  if (o != Op::kRead && o != Op::kFlush && c.read_only) return fail(2, "ERR_READ_ONLY", "device is open read-only");
+  if (o == Op::kFlush) return nullptr;
+  uint64_t offset = static_cast<uint64_t>(rec[kSqOffset]);
+  uint64_t length = 0;
+  bool transfer = o == Op::kRead || o == Op::kWrite;
+  if (!transfer) {
+    if (!IsUint(rec[kSqLength], kMaxSafe)) return fail(1, "ERR_OUT_OF_RANGE", "length must be a safe non-negative integer");
+    length = static_cast<uint64_t>(rec[kSqLength]);
+  } else if (raw) {
+    if (registered_.empty() || !IsUint(rec[kSqBuffer], registered_.size() - 1.0)) {
+      return fail(1, "ERR_OUT_OF_RANGE", "registered buffer index out of range");
     }
-    if (raw) {
-      if (!IsUint(rec[kSqBuffer], registered_.size() - 1.0) || registered_.empty()) {
-        ThrowRange(env, "ERR_OUT_OF_RANGE", "registered buffer index out of range");
-      }
-      const RegisteredBuffer& b = registered_[static_cast<size_t>(rec[kSqBuffer])];
-      if (!IsUint(rec[kSqBufOffset], static_cast<double>(b.length)) || !IsUint(rec[kSqLength], kMaxSafe) ||
-          rec[kSqBufOffset] + rec[kSqLength] > static_cast<double>(b.length)) {
-        ThrowRange(env, "ERR_OUT_OF_RANGE", "request exceeds its registered buffer");
-      }
-    } else {
-      double first = rec[kSqBuffer], n = rec[kSqBufCount];
-      if (!IsUint(first, nbuf) || !IsUint(n, nbuf) || n < 1 || first + n > nbuf) {
-        ThrowRange(env, "ERR_OUT_OF_RANGE", "buffer index out of range");
+    const View& b = registered_[static_cast<size_t>(rec[kSqBuffer])];
+    if (!IsUint(rec[kSqBufOffset], static_cast<double>(b.length)) || !IsUint(rec[kSqLength], kMaxSafe) ||
+        rec[kSqBufOffset] + rec[kSqLength] > static_cast<double>(b.length)) {
+      return fail(1, "ERR_OUT_OF_RANGE", "request exceeds its registered buffer");
+    }
+    length = static_cast<uint64_t>(rec[kSqLength]);
+    if (c.direct && (reinterpret_cast<uintptr_t>(b.data + static_cast<size_t>(rec[kSqBufOffset])) % c.mem_align)) {
+      snprintf(msg, msg_len, "O_DIRECT buffer address must be a multiple of %u bytes", c.mem_align);
+      return fail(1, "ERR_MISALIGNED", msg);
+    }
+  } else {
+    double first = rec[kSqBuffer], n = rec[kSqBufCount];
+    if (!IsUint(first, views.size()) || !IsUint(n, views.size()) || n < 1 || first + n > views.size()) {
+      return fail(1, "ERR_OUT_OF_RANGE", "buffer index out of range");
+    }
+    for (size_t k = static_cast<size_t>(first); k < static_cast<size_t>(first + n); k++) {
+      length += views[k].length;
+      if (c.direct && (reinterpret_cast<uintptr_t>(views[k].data) % c.mem_align || views[k].length % c.offset_align)) {
+        snprintf(msg, msg_len,
+                 "O_DIRECT buffers must start at a multiple of %u bytes and hold a multiple of %u bytes",
+                 c.mem_align, c.offset_align);
+        return fail(1, "ERR_MISALIGNED", msg);
       }
     }
   }
-  // Pass 2: build requests and hand them to the engine.
+  if (c.direct && (offset % c.offset_align || length % c.offset_align)) {
+    snprintf(msg, msg_len, "O_DIRECT offset and length must be multiples of %u bytes (got offset %llu, length %llu)",
+             c.offset_align, static_cast<unsigned long long>(offset), static_cast<unsigned long long>(length));
+    return fail(1, "ERR_MISALIGNED", msg);
+  }
+  if (o != Op::kRead && !c.growable && offset + length > dev->size) {
+    snprintf(msg, msg_len, "%s beyond the end of the device (%llu + %llu > size %llu)%s",
+             o == Op::kWrite ? "write" : "request", static_cast<unsigned long long>(offset),
+             static_cast<unsigned long long>(length), static_cast<unsigned long long>(dev->size),
+             c.is_block_device ? "" : "; open with growable: true to let writes extend it");
+    return fail(1, "ERR_OUT_OF_RANGE", msg);
+  }
+  return nullptr;
+}
+
+// Validates count records and accepts the valid ones. With atomic, one bad
+// record means none is accepted. Returns the failures (index, kind, code,
+// message) or an empty list.
+Napi::Value RingHandle::SubmitRecords(Napi::Env env, const double* sq, uint32_t count,
+                                      const std::vector<View>& views, bool raw, bool atomic) {
+  std::vector<uint8_t> bad(count, 0);
+  Napi::Array failures = Napi::Array::New(env);
+  uint32_t nfail = 0;
+  char msg[256];
   for (uint32_t i = 0; i < count; i++) {
+    int kind;
+    const char* code;
+    const char* m = CheckRecord(sq + i * kSqStride, views, raw, &kind, &code, msg, sizeof(msg));
+    if (!m) continue;
+    bad[i] = 1;
+    Napi::Object f = Napi::Object::New(env);
+    f.Set("index", i);
+    f.Set("kind", kind);
+    f.Set("code", code);
+    f.Set("message", m);
+    failures.Set(nfail++, f);
+  }
+  if (nfail && atomic) return failures;
+  for (uint32_t i = 0; i < count; i++) {
+    if (bad[i]) continue;
     const double* rec = sq + i * kSqStride;
     uint32_t w = static_cast<uint32_t>(rec[kSqOpWord]);
     Request* r = engine_->NewRequest();
     r->user_data = static_cast<uint64_t>(rec[kSqId]);
     r->op = static_cast<Op>(w & 0xff);
     r->tag = static_cast<Tag>((w >> 8) & 0xff);
-    r->flags = static_cast<uint16_t>(((w >> 16) & 0xffff) & ~(kFlagRaw | kFlagFixedBuffer));
+    r->flags = static_cast<uint16_t>((w >> 16) & (kFlagFua | kFlagFlushMetadata | kFlagUnmap));
     r->dev = engine_->GetDevice(static_cast<uint32_t>(rec[kSqDevice]));
-    r->offset = static_cast<uint64_t>(rec[kSqOffset]);
+    r->offset = r->op == Op::kFlush ? 0 : static_cast<uint64_t>(rec[kSqOffset]);
     if (raw) r->flags |= kFlagRaw;
     if (!r->IsTransfer()) {
-      r->length = static_cast<uint64_t>(rec[kSqLength]);
+      r->length = r->op == Op::kFlush ? 0 : static_cast<uint64_t>(rec[kSqLength]);
     } else if (raw) {
       size_t index = static_cast<size_t>(rec[kSqBuffer]);
-      const RegisteredBuffer& b = registered_[index];
       r->SetIovecs(1);
-      r->iov[0].iov_base = b.data + static_cast<size_t>(rec[kSqBufOffset]);
+      r->iov[0].iov_base = registered_[index].data + static_cast<size_t>(rec[kSqBufOffset]);
       r->iov[0].iov_len = static_cast<size_t>(rec[kSqLength]);
       r->length = r->iov[0].iov_len;
       if (registered_fixed_) {
@@ -261,12 +354,15 @@ void RingHandle::SubmitRecords(Napi::Env env, const double* sq, uint32_t count, 
       r->SetIovecs(n);
       r->length = 0;
       for (uint32_t k = 0; k < n; k++) {
-        char* data = nullptr;
-        size_t len = 0;
-        ViewData(buffers->Get(first + k), &data, &len);  // checked in Submit
-        r->iov[k].iov_base = data;
-        r->iov[k].iov_len = len;
-        r->length += len;
+        r->iov[k].iov_base = views[first + k].data;
+        r->iov[k].iov_len = views[first + k].length;
+        r->length += views[first + k].length;
+      }
+      // A buffer inside a registered pool goes as READ_FIXED/WRITE_FIXED.
+      int fixed = n == 1 && registered_fixed_ ? FindRegistered(views[first].data, views[first].length) : -1;
+      if (fixed >= 0) {
+        r->flags |= kFlagFixedBuffer;
+        r->buf_index = static_cast<uint16_t>(fixed);
       }
     }
     engine_->Accept(r);
@@ -274,33 +370,73 @@ void RingHandle::SubmitRecords(Napi::Env env, const double* sq, uint32_t count, 
   }
   engine_->Flush();
   UpdateRefs();
+  return failures;
 }
 
-// submit(count, buffers)
+int RingHandle::FindRegistered(const char* data, size_t length) const {
+  // registered_order_ is sorted by start address; registered buffers do not
+  // overlap in any way that matters (the first containing one wins).
+  size_t lo = 0, hi = registered_order_.size();
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (registered_[registered_order_[mid]].data <= data) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  if (!lo) return -1;
+  uint32_t index = registered_order_[lo - 1];
+  const View& b = registered_[index];
+  return data + length <= b.data + b.length ? static_cast<int>(index) : -1;
+}
+
+// submit(sq, count, buffers, atomic) -> failures[]
 Napi::Value RingHandle::Submit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
-  double count = info[0].ToNumber().DoubleValue();
-  if (!IsUint(count, sq_cap_)) ThrowRange(env, "ERR_OUT_OF_RANGE", "count exceeds the submission array");
-  if (!info[1].IsArray()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffers must be an array");
-  Napi::Array buffers = info[1].As<Napi::Array>();
-  // Check every buffer up front: pass 2 must not fail half way.
-  for (uint32_t i = 0; i < buffers.Length(); i++) {
-    char* d;
-    size_t l;
-    if (!ViewData(buffers.Get(i), &d, &l)) ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBufferView");
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    ThrowType(env, "ERR_INVALID_ARG_TYPE", "sq must be a Float64Array");
   }
-  SubmitRecords(env, sq_, static_cast<uint32_t>(count), &buffers, false);
-  return env.Undefined();
+  Napi::Float64Array sq = info[0].As<Napi::Float64Array>();
+  double count = info[1].ToNumber().DoubleValue();
+  if (!IsUint(count, static_cast<double>(sq.ElementLength() / kSqStride))) {
+    ThrowRange(env, "ERR_OUT_OF_RANGE", "count exceeds the submission array");
+  }
+  if (!info[2].IsArray()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffers must be an array");
+  Napi::Array buffers = info[2].As<Napi::Array>();
+  std::vector<View> views(buffers.Length());
+  for (uint32_t i = 0; i < views.size(); i++) {
+    if (!ViewData(buffers.Get(i), &views[i].data, &views[i].length)) {
+      ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBufferView");
+    }
+  }
+  return SubmitRecords(env, sq.Data(), static_cast<uint32_t>(count), views, false, info[3].ToBoolean());
 }
 
 // submitRaw(count): records in rawSq, buffers from the registered table.
+// Atomic; throws the first failure.
 Napi::Value RingHandle::SubmitRaw(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   double count = info[0].ToNumber().DoubleValue();
   if (!IsUint(count, raw_sq_cap_)) ThrowRange(env, "ERR_OUT_OF_RANGE", "count exceeds the raw submission array");
-  SubmitRecords(env, raw_sq_, static_cast<uint32_t>(count), nullptr, true);
+  static const std::vector<View> kNone;
+  Napi::Array failures = SubmitRecords(env, raw_sq_, static_cast<uint32_t>(count), kNone, true, true).As<Napi::Array>();
+  if (failures.Length()) {
+    Napi::Object f = failures.Get(0u).As<Napi::Object>();
+    std::string m = "record " + std::to_string(f.Get("index").ToNumber().Uint32Value()) + ": " +
+                    f.Get("message").ToString().Utf8Value();
+    std::string code = f.Get("code").ToString().Utf8Value();
+    switch (f.Get("kind").ToNumber().Int32Value()) {
+      case 0:
+        ThrowType(env, code.c_str(), m);
+      case 1:
+        ThrowRange(env, code.c_str(), m);
+      default:
+        ThrowState(env, code.c_str(), m);
+    }
+  }
   return Napi::Number::New(env, count);
 }
 
@@ -311,10 +447,10 @@ Napi::Value RingHandle::RegisterBuffers(const Napi::CallbackInfo& info) {
   if (raw_inflight_) ThrowState(env, "ERR_BUFFERS_IN_USE", "raw requests are in flight");
   if (!info[0].IsArray()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffers must be an array");
   Napi::Array arr = info[0].As<Napi::Array>();
-  std::vector<RegisteredBuffer> table;
+  std::vector<View> table;
   std::vector<iovec> iov;
   for (uint32_t i = 0; i < arr.Length(); i++) {
-    RegisteredBuffer b;
+    View b;
     if (!ViewData(arr.Get(i), &b.data, &b.length)) ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBufferView");
     table.push_back(b);
     iov.push_back({b.data, b.length});
@@ -325,9 +461,15 @@ Napi::Value RingHandle::RegisterBuffers(const Napi::CallbackInfo& info) {
   }
   bool want_fixed = info[1].ToBoolean();
   if (want_fixed && !table.empty() && table.size() <= 16384) {
+    // The kernel pins these pages until unregistered (counted against
+    // RLIMIT_MEMLOCK for unprivileged users); failure just means no fixed I/O.
     registered_fixed_ = engine_->backend().RegisterBuffers(iov.data(), static_cast<unsigned>(iov.size())) == 0;
   }
   registered_ = std::move(table);
+  registered_order_.resize(registered_.size());
+  for (uint32_t i = 0; i < registered_order_.size(); i++) registered_order_[i] = i;
+  std::sort(registered_order_.begin(), registered_order_.end(),
+            [this](uint32_t a, uint32_t b) { return registered_[a].data < registered_[b].data; });
   registered_ref_ = Napi::Persistent(arr.As<Napi::Object>());  // pins every registered buffer
   return Napi::Boolean::New(env, registered_fixed_);
 }

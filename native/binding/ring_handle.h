@@ -21,14 +21,15 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   ~RingHandle() override;
 
  private:
-  struct RegisteredBuffer {
-    char* data;
-    size_t length;
+  struct View {
+    char* data = nullptr;
+    size_t length = 0;
   };
 
   Napi::Value AddDevice(const Napi::CallbackInfo& info);
   Napi::Value CloseDevice(const Napi::CallbackInfo& info);
   Napi::Value Submit(const Napi::CallbackInfo& info);
+  Napi::Value DeviceSize(const Napi::CallbackInfo& info);
   Napi::Value SubmitRaw(const Napi::CallbackInfo& info);
   Napi::Value RegisterBuffers(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
@@ -36,8 +37,11 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   Napi::Value EngineName(const Napi::CallbackInfo& info);
   Napi::Value Depth(const Napi::CallbackInfo& info);
 
-  // Parses and validates count records, then accepts them all (or none).
-  void SubmitRecords(Napi::Env env, const double* sq, uint32_t count, Napi::Array* buffers, bool raw);
+  const char* CheckRecord(const double* rec, const std::vector<View>& views, bool raw, int* kind, const char** code,
+                          char* msg, size_t msg_len) const;
+  Napi::Value SubmitRecords(Napi::Env env, const double* sq, uint32_t count, const std::vector<View>& views, bool raw,
+                            bool atomic);
+  int FindRegistered(const char* data, size_t length) const;
   bool OnComplete(Request* r) override;
   void OnReadable();
   bool Deliver();  // false when JS cannot run (env teardown)
@@ -59,8 +63,6 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
 
   // Shared arrays (owned by JS, kept alive by these references).
   Napi::ObjectReference arrays_ref_;
-  double* sq_ = nullptr;
-  uint32_t sq_cap_ = 0;
   double* cq_ = nullptr;
   uint32_t cq_cap_ = 0;
   double* raw_sq_ = nullptr;
@@ -74,7 +76,8 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   Napi::ObjectReference self_;           // strong while requests are in flight
   std::unique_ptr<Napi::AsyncContext> async_;
 
-  std::vector<RegisteredBuffer> registered_;
+  std::vector<View> registered_;
+  std::vector<uint32_t> registered_order_;  // indices sorted by address
   Napi::ObjectReference registered_ref_;
   bool registered_fixed_ = false;
   uint64_t raw_inflight_ = 0;

@@ -8,11 +8,21 @@
 
 namespace blockring {
 
+struct DeviceConfig {
+  bool direct = false;
+  bool read_only = false;
+  bool growable = false;       // writes past the end extend the device
+  bool is_block_device = false;
+  uint64_t size = 0;
+  uint32_t offset_align = 1;   // O_DIRECT: offsets and lengths
+  uint32_t mem_align = 1;      // O_DIRECT: buffer addresses
+};
+
 struct Device {
   int fd = -1;
   uint32_t handle = 0;
-  bool direct = false;
-  bool read_only = false;
+  DeviceConfig config;
+  uint64_t size = 0;  // grows with completed writes on growable devices
   bool closing = false;
   uint64_t inflight = 0;  // accepted, not yet completed (dormant included)
   TaskSet tasks;
@@ -24,7 +34,11 @@ struct Device {
 
 namespace blockring {
 
-// Geometry of an open fd, for the binding (which never calls the kernel).
+// Device inspection for the binding (which never calls the kernel itself).
 inline int QueryDeviceGeometry(int fd, Geometry* g) { return QueryGeometry(fd, g); }
+inline int ProbeDeviceDirectAlignment(int fd, uint32_t* offset_align, uint32_t* mem_align) {
+  return ProbeDirectAlignment(fd, offset_align, mem_align);
+}
+inline int LockDeviceExclusive(int fd) { return LockFileExclusive(fd); }
 
 }  // namespace blockring

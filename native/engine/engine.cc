@@ -43,7 +43,7 @@ int Engine::Init() {
   return backend_->Init(eventfd_);
 }
 
-Device* Engine::AddDevice(int fd, bool direct, bool read_only) {
+Device* Engine::AddDevice(int fd, const DeviceConfig& config) {
   uint32_t handle;
   if (!free_handles_.empty()) {
     handle = free_handles_.back();
@@ -56,8 +56,8 @@ Device* Engine::AddDevice(int fd, bool direct, bool read_only) {
   Device* dev = devices_[handle].get();
   dev->fd = fd;
   dev->handle = handle;
-  dev->direct = direct;
-  dev->read_only = read_only;
+  dev->config = config;
+  dev->size = config.size;
   return dev;
 }
 
@@ -189,6 +189,11 @@ void Engine::Finish(Request* r, int64_t result) {
   r->result = result;
   if (trace_) r->complete_seq = ++trace_seq_;
   Device* dev = r->dev;
+  // A write that extended the file (growable devices, or a partial write
+  // before ENOSPC) moves the end: track the bytes that actually landed.
+  bool zeroed = r->op == Op::kWriteZeroes && !(r->flags & kFlagUnmap) && result >= 0;
+  uint64_t end = r->offset + (zeroed ? r->length : r->done);
+  if ((r->op == Op::kWrite || zeroed) && end > dev->size) dev->size = end;
   dev->tasks.Complete(r, [this](Request* d) { Ready(d); });
   finished_.push_back(r);
   if (--dev->inflight == 0 && dev->closing) FreeDevice(dev);

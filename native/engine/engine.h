@@ -38,7 +38,7 @@ class Engine final : private AttemptSink {
   Backend& backend() { return *backend_; }
 
   // Devices: the fd is owned by the engine once added.
-  Device* AddDevice(int fd, bool direct, bool read_only);
+  Device* AddDevice(int fd, const DeviceConfig& config);
   Device* GetDevice(uint32_t handle) const;
   // Closes the device's fd now if nothing is in flight; returns false
   // (and closes it when the last request completes) otherwise.

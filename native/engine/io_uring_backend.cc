@@ -4,8 +4,13 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <sys/ioctl.h>
 
 #include "../kernel/io_uring.h"
+
+#ifndef BLOCK_URING_CMD_DISCARD
+#define BLOCK_URING_CMD_DISCARD _IO(0x12, 0)  // <linux/blkdev.h>, Linux 6.12
+#endif
 #include "device.h"
 
 namespace blockring {
@@ -13,6 +18,9 @@ namespace {
 
 // sqe->len is 32 bits; the kernel moves at most MAX_RW_COUNT per call anyway
 // and the engine resubmits the rest as a short transfer.
+constexpr uint32_t kIovMax = 1024;
+constexpr uint8_t kAttemptUringDiscard = 1;
+
 uint32_t ClampLen(size_t len) { return len > 0x7ffff000u ? 0x7ffff000u : static_cast<uint32_t>(len); }
 
 class IoUringBackend final : public Backend {
@@ -45,6 +53,7 @@ class IoUringBackend final : public Backend {
     }
     has_read_ = ops[IORING_OP_READ] && ops[IORING_OP_WRITE];
     has_fixed_ = ops[IORING_OP_READ_FIXED] && ops[IORING_OP_WRITE_FIXED];
+    uring_discard_ = ops[IORING_OP_URING_CMD];
     return 0;
   }
 
@@ -74,9 +83,11 @@ class IoUringBackend final : public Backend {
           sqe->addr = reinterpret_cast<uintptr_t>(r->iov[0].iov_base);
           sqe->len = ClampLen(r->iov[0].iov_len);
         } else {
+          // Past IOV_MAX the kernel refuses the call: send the first
+          // IOV_MAX and let the engine resubmit the rest as a short transfer.
           sqe->opcode = write ? IORING_OP_WRITEV : IORING_OP_READV;
           sqe->addr = reinterpret_cast<uintptr_t>(r->iov);
-          sqe->len = r->iovcnt;
+          sqe->len = r->iovcnt > kIovMax ? kIovMax : r->iovcnt;
         }
         break;
       }
@@ -85,8 +96,21 @@ class IoUringBackend final : public Backend {
         sqe->fsync_flags = (r->flags & kFlagFlushMetadata) ? 0 : IORING_FSYNC_DATASYNC;
         break;
       case Op::kDiscard:
+        if (r->dev->config.is_block_device && uring_discard_) {
+          // Asynchronous BLKDISCARD (6.12+). Older kernels fail it with
+          // EINVAL/EOPNOTSUPP/ENOTTY; Reap then falls back to fallocate.
+          sqe->opcode = IORING_OP_URING_CMD;
+          sqe->cmd_op = BLOCK_URING_CMD_DISCARD;
+          sqe->addr = r->offset;
+          sqe->addr3 = r->length;
+          r->attempt = kAttemptUringDiscard;
+          break;
+        }
+        [[fallthrough]];
       case Op::kWriteZeroes: {
         // Files: deallocate (discard, or zeroes with unmap) or zero a range.
+        // Block devices: fallocate is BLKZEROOUT (unmapping with
+        // PUNCH_HOLE), so a discard there still reads back as zeros.
         int mode = (r->op == Op::kDiscard || (r->flags & kFlagUnmap))
                        ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
                        : FALLOC_FL_ZERO_RANGE;
@@ -109,7 +133,18 @@ class IoUringBackend final : public Backend {
       if (n > max - total) n = max - total;
       for (unsigned i = 0; i < n; i++) {
         io_uring_cqe* cqe = UringCqeAt(&q_, i);
-        sink->OnAttempt(reinterpret_cast<Request*>(cqe->user_data), cqe->res);
+        auto* r = reinterpret_cast<Request*>(cqe->user_data);
+        int res = cqe->res;
+        if (r->attempt == kAttemptUringDiscard) {
+          r->attempt = 0;
+          if (res == -EINVAL || res == -EOPNOTSUPP || res == -ENOTTY) {
+            // No async discard in this kernel: let the engine retry the
+            // request, which now goes out as fallocate.
+            uring_discard_ = false;
+            res = -EAGAIN;
+          }
+        }
+        sink->OnAttempt(r, res);
       }
       UringCqAdvance(&q_, n);
       total += n;
@@ -140,6 +175,7 @@ class IoUringBackend final : public Backend {
   UringQueue q_;
   bool has_read_ = false;
   bool has_fixed_ = false;
+  bool uring_discard_ = false;
 };
 
 }  // namespace

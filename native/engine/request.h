@@ -35,6 +35,7 @@ struct Request {
   Tag tag = Tag::kSimple;
   uint16_t flags = 0;
   uint16_t buf_index = 0;  // registered buffer index when kFlagFixedBuffer
+  uint8_t attempt = 0;     // backend-private marker for the attempt in flight
   Device* dev = nullptr;
 
   uint64_t offset = 0;  // device offset of the whole request

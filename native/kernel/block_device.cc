@@ -9,6 +9,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 namespace blockring {
 namespace {
 
@@ -46,6 +48,44 @@ int QueryGeometry(int fd, Geometry* g) {
     g->size = static_cast<uint64_t>(st.st_size);
     g->physical_block_size = static_cast<uint32_t>(st.st_blksize);
   }
+  return 0;
+}
+
+int ProbeDirectAlignment(int fd, uint32_t* offset_align, uint32_t* mem_align) {
+  constexpr size_t kMax = 4096;
+  void* mem = nullptr;
+  if (posix_memalign(&mem, kMax, 2 * kMax) != 0) return -ENOMEM;
+  char* buf = static_cast<char*>(mem);
+  int r = -EINVAL;
+  *offset_align = *mem_align = 0;
+  // Smallest length (and so offset granularity) the kernel accepts.
+  for (size_t len = 512; len <= kMax; len *= 2) {
+    if (pread(fd, buf, len, 0) >= 0 || errno != EINVAL) {
+      *offset_align = static_cast<uint32_t>(len);
+      break;
+    }
+  }
+  if (*offset_align) {
+    // Smallest buffer misalignment accepted for that length.
+    for (size_t align = 1; align <= kMax; align *= 2) {
+      if (pread(fd, buf + align, *offset_align, 0) >= 0 || errno != EINVAL) {
+        *mem_align = static_cast<uint32_t>(align);
+        r = 0;
+        break;
+      }
+    }
+  }
+  free(mem);
+  return r;
+}
+
+int LockFileExclusive(int fd) {
+  struct flock lk = {};
+  lk.l_type = F_WRLCK;
+  lk.l_whence = SEEK_SET;
+  lk.l_start = 0;
+  lk.l_len = 0;  // whole file, however it grows
+  if (fcntl(fd, F_OFD_SETLK, &lk) < 0) return errno == EACCES ? -EAGAIN : -errno;
   return 0;
 }
 
