@@ -51,3 +51,13 @@ it('readv/writev work inside a batch with many iovecs', async () => {
   expect(r!.bytes).toBe(2100);
   expect(Buffer.concat(back).equals(Buffer.concat(bufs))).toBe(true);
 });
+
+it('a request with more iovecs than IOV_MAX is split and completes as one', async () => {
+  const n = 3000; // IOV_MAX is 1024
+  const bufs = Array.from({ length: n }, (_, i) => Buffer.alloc(100, i % 251));
+  expect(await dev.writev(bufs, 0)).toBe(n * 100);
+  const back = Array.from({ length: n }, () => Buffer.alloc(100));
+  expect(await dev.readv(back, 0)).toBe(n * 100);
+  expect(Buffer.concat(back).equals(Buffer.concat(bufs))).toBe(true);
+  expect(fs.readFileSync(file).subarray(0, n * 100).equals(Buffer.concat(bufs))).toBe(true);
+});

@@ -21,3 +21,9 @@ export function rng(seed: number): () => number {
 }
 
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Prints why a test is skipped (so CI logs say it), and returns whether to skip. */
+export function skipUnless(cond: boolean, reason: string): boolean {
+  if (!cond) console.log(`skipped: ${reason}`);
+  return !cond;
+}
