@@ -21,6 +21,8 @@ export interface AddDeviceOptions {
   readOnly: boolean;
   growable: boolean;
   exclusive: boolean;
+  /** Ignore statx/ioctl alignment and probe with reads (BLOCKRING_PROBE_ALIGNMENT=1; for tests). */
+  probeAlignment: boolean;
 }
 
 /** A record the native side refused; kind 0 TypeError, 1 RangeError, 2 state error. */

@@ -188,7 +188,8 @@ export class Ring implements DeviceOwner {
         if (st.isFile() && st.size < size) fs.ftruncateSync(fd, size);
       }
       this.#checkOpen();
-      const info = this.#h.addDevice(fd, { direct, readOnly, growable, exclusive });
+      const probeAlignment = process.env.BLOCKRING_PROBE_ALIGNMENT === '1';
+      const info = this.#h.addDevice(fd, { direct, readOnly, growable, exclusive, probeAlignment });
       const dev = new BlockDevice(this, path, info, direct);
       this.#devices.add(dev);
       this.#fds.set(dev, fd);

@@ -85,3 +85,18 @@ it('a misaligned request in a batch rejects the whole batch', async () => {
   ])).rejects.toMatchObject({ code: 'ERR_MISALIGNED' });
   expect(fs.readFileSync(file).subarray(0, a).equals(before)).toBe(true);
 });
+
+it('the read-probing fallback finds the same alignment as statx', async () => {
+  process.env.BLOCKRING_PROBE_ALIGNMENT = '1';
+  try {
+    const probed = await ring.open(file, { direct: true });
+    expect(probed.offsetAlignment).toBe(dev.offsetAlignment);
+    expect(probed.memoryAlignment).toBeLessThanOrEqual(dev.memoryAlignment);
+    expect(probed.memoryAlignment).toBeGreaterThanOrEqual(1);
+    const b = allocAligned(probed.offsetAlignment, probed);
+    expect(await probed.read(b, 0)).toBe(b.length);
+    await probed.close();
+  } finally {
+    delete process.env.BLOCKRING_PROBE_ALIGNMENT;
+  }
+});

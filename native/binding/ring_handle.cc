@@ -177,6 +177,7 @@ Napi::Value RingHandle::AddDevice(const Napi::CallbackInfo& info) {
     // Alignment O_DIRECT needs: statx DIOALIGN (6.1+), else the block
     // device's logical block size, else probe with real reads.
     uint32_t off = g.dio_offset_align, mem = g.dio_mem_align;
+    if (opts.Get("probeAlignment").ToBoolean()) off = mem = 0;  // tests: exercise the probe
     if (!off && g.is_block_device) off = mem = lbs;
     if (!off && ProbeDeviceDirectAlignment(fd, &off, &mem) < 0) off = mem = 4096;
     c.offset_align = off;
