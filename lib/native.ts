@@ -16,6 +16,7 @@ export interface DeviceInfo {
 export interface RingHandleOptions {
   engine: string;
   depth: number;
+  threads: number;
   trace: boolean;
   sq: Float64Array;
   cq: Float64Array;
@@ -26,6 +27,7 @@ export interface RingHandleOptions {
 
 export interface RingHandle {
   readonly engine: string;
+  readonly engineInfo: { name: string; requested: string; fallbackReason: string | null };
   readonly depth: number;
   addDevice(fd: number, direct: boolean, readOnly: boolean): DeviceInfo;
   /** True when the fd was closed now; false when raw requests keep it open. */

@@ -60,6 +60,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::Close>("close"),
                          InstanceMethod<&RingHandle::Inflight>("inflight"),
                          InstanceAccessor<&RingHandle::EngineName>("engine"),
+                         InstanceAccessor<&RingHandle::EngineInfo>("engineInfo"),
                          InstanceAccessor<&RingHandle::Depth>("depth"),
                      });
 }
@@ -74,6 +75,12 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
   double depth = opts.Get("depth").ToNumber().DoubleValue();
   if (!IsUint(depth, 65536) || depth < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "depth out of range");
   choice.depth = static_cast<uint32_t>(depth);
+  Napi::Value threads = opts.Get("threads");
+  if (!threads.IsUndefined()) {
+    double n = threads.ToNumber().DoubleValue();
+    if (!IsUint(n, 1024) || n < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "threads out of range");
+    choice.threads = static_cast<unsigned>(n);
+  }
   bool trace = opts.Get("trace").ToBoolean().Value();
 
   sq_ = Float64Data(env, opts, "sq", &sq_cap_, kSqStride);
@@ -92,8 +99,10 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
 
   BackendResult made = MakeBackend(choice);
   if (!made.backend) {
-    ThrowErrno(env, made.err, "io_uring_setup", "cannot start engine '" + choice.requested + "' (" + made.fallback + ")");
+    ThrowErrno(env, made.err, made.syscall, "cannot start engine '" + choice.requested + "' (" + made.fallback + ")");
   }
+  requested_ = choice.requested;
+  fallback_ = made.fallback;
   engine_ = std::make_unique<Engine>(std::move(made.backend));
   engine_->set_trace(trace);
   int r = engine_->Init();
@@ -189,6 +198,16 @@ Napi::Value RingHandle::Inflight(const Napi::CallbackInfo& info) {
 
 Napi::Value RingHandle::EngineName(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), engine_ ? engine_->backend().name() : "closed");
+}
+
+// { name, requested, fallbackReason }: what `auto` chose and why.
+Napi::Value RingHandle::EngineInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("name", EngineName(info));
+  out.Set("requested", requested_);
+  out.Set("fallbackReason", fallback_.empty() ? env.Null() : Napi::String::New(env, fallback_));
+  return out;
 }
 
 Napi::Value RingHandle::Depth(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), depth_); }

@@ -34,6 +34,7 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Inflight(const Napi::CallbackInfo& info);
   Napi::Value EngineName(const Napi::CallbackInfo& info);
+  Napi::Value EngineInfo(const Napi::CallbackInfo& info);
   Napi::Value Depth(const Napi::CallbackInfo& info);
 
   // Parses and validates count records, then accepts them all (or none).
@@ -56,6 +57,8 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   bool held_ = false;
   bool cleanup_hook_ = false;
   uint32_t depth_ = 0;
+  std::string requested_;  // engine name asked for ("auto", ...)
+  std::string fallback_;   // why `auto` passed over engines; empty if it did not
 
   // Shared arrays (owned by JS, kept alive by these references).
   Napi::ObjectReference arrays_ref_;
