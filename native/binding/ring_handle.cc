@@ -410,13 +410,20 @@ void RingHandle::Deliver() {
   Napi::Env env = Env();
   Napi::Function fn = on_complete_.Value();
   if (fn.IsEmpty()) return;
-  try {
-    fn.MakeCallback(Value(), {Napi::Number::New(env, cq_count_), Napi::Number::New(env, raw_cq_count_)}, *async_);
-  } catch (const Napi::Error& e) {
-    // An exception from user code in a completion handler is an uncaught
-    // exception, as for any other event-loop callback.
-    napi_fatal_exception(env, e.Value());
-  }
+  napi_value argv[2] = {Napi::Number::New(env, cq_count_), Napi::Number::New(env, raw_cq_count_)};
+  napi_value result;
+  // The C call, not Napi::Function::MakeCallback: while a worker is being
+  // terminated the call fails with no exception object, and node-addon-api
+  // aborts the process trying to wrap one in a Napi::Error.
+  napi_status s = napi_make_callback(env, *async_, Value(), fn, 2, argv, &result);
+  if (s != napi_pending_exception) return;
+  napi_value err;
+  if (napi_get_and_clear_last_exception(env, &err) != napi_ok) return;
+  napi_valuetype type;
+  if (napi_typeof(env, err, &type) != napi_ok || type == napi_undefined) return;  // terminating
+  // An exception from user code in a completion handler is an uncaught
+  // exception, as for any other event-loop callback.
+  napi_fatal_exception(env, err);
 }
 
 void RingHandle::UpdateRefs() {
