@@ -37,8 +37,15 @@ function allocator(ctx, capacity) {
   return { alloc: (n) => Buffer.alloc(n), reset() {} };
 }
 
-async function withDevice(ctx, name, size, fn) {
+/** A path in the scratch directory with no file at it yet. */
+function freshFile(ctx, name) {
   const file = path.join(ctx.dir, name);
+  fs.rmSync(file, { force: true });
+  return file;
+}
+
+async function withDevice(ctx, name, size, fn) {
+  const file = freshFile(ctx, name);
   assert.equal(ctx.ring.engine, ctx.engine, 'ring runs on the engine under test');
   const dev = await ctx.ring.open(file, { create: true, size, direct: ctx.direct });
   try {
@@ -79,7 +86,7 @@ async function randomAgainstNodeFs(ctx, { ops = 2000, seed = 0x5eed } = {}) {
   const pool = Buffer.alloc(1 << 20);
   for (let i = 0; i < pool.length; i += 4) pool.writeUInt32LE((rand() * 4294967296) >>> 0, i);
   const mem = allocator(ctx, 4 << 20);
-  const shadowPath = path.join(ctx.dir, 'random.shadow');
+  const shadowPath = freshFile(ctx, 'random.shadow');
   const shadow = fs.openSync(shadowPath, 'w+');
   fs.ftruncateSync(shadow, SIZE);
   try {
@@ -307,7 +314,7 @@ async function closeWithInflight(ctx) {
   const mem = ctx.direct ? new AlignedArena(N * ALIGN) : null;
   const ring = ctx.makeRing({ depth: 16 });
   assert.equal(ring.engine, ctx.engine);
-  const file = path.join(ctx.dir, 'close.img');
+  const file = freshFile(ctx, 'close.img');
   const dev = await ring.open(file, { create: true, size: N * ALIGN, direct: ctx.direct });
   const bufs = [];
   const pending = [];
@@ -337,7 +344,7 @@ async function gcWithInflight(ctx) {
   assert.equal(typeof gc, 'function', 'run with --expose-gc');
   const ROUNDS = 4;
   const PER = 256;
-  const file = path.join(ctx.dir, 'gc.img');
+  const file = freshFile(ctx, 'gc.img');
   const ring = ctx.makeRing({ depth: 32 });
   const dev = await ring.open(file, { create: true, size: ROUNDS * PER * ALIGN, direct: ctx.direct });
   const writes = [];
@@ -413,7 +420,7 @@ function openFdsOn(file) {
 
 /** Terminating a worker with I/O in flight: no crash, every device closed. */
 async function workerTerminatedMidIo(ctx) {
-  const file = path.join(ctx.dir, 'worker.img');
+  const file = freshFile(ctx, 'worker.img');
   fs.writeFileSync(file, Buffer.alloc(256 * ALIGN));
   for (let round = 0; round < 3; round++) {
     const w = new Worker(WORKER_SOURCE, {
