@@ -114,40 +114,43 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
 
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
-  poll_ = new uv_poll_t;
-  poll_->data = this;
-  uv_poll_init(loop, poll_, engine_->event_fd());
-  uv_poll_start(poll_, UV_READABLE, OnPoll);
-  uv_unref(reinterpret_cast<uv_handle_t*>(poll_));  // idle rings never hold the loop open
+  poll_ = new PollHandle;
+  poll_->poll.data = poll_;
+  poll_->owner = this;
+  uv_poll_init(loop, &poll_->poll, engine_->event_fd());
+  uv_poll_start(&poll_->poll, UV_READABLE, OnPoll);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->poll));  // idle rings never hold the loop open
 
   async_ = std::make_unique<Napi::AsyncContext>(env, "blockring:ring");
   self_ = Napi::Weak(info.This().As<Napi::Object>());
-  napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
-  cleanup_hook_ = true;
+  // Async, so the environment (and with a worker, this addon's code) stays
+  // until libuv has run the poll handle's close callback.
+  napi_add_async_cleanup_hook(env, OnEnvCleanup, poll_, &poll_->hook);
 }
 
 RingHandle::~RingHandle() { Teardown(); }
 
-void RingHandle::OnEnvCleanup(void* arg) {
+void RingHandle::OnEnvCleanup(napi_async_cleanup_hook_handle, void* arg) {
   // The environment is going away (worker exit/terminate, process teardown)
   // with requests possibly in flight: wait for the kernel to finish with
-  // every buffer before V8 frees them.
-  auto* self = static_cast<RingHandle*>(arg);
-  self->cleanup_hook_ = false;
-  self->Teardown();
+  // every buffer before V8 frees them. Without an owner the ring is already
+  // torn down and the pending close callback removes this hook.
+  auto* p = static_cast<PollHandle*>(arg);
+  if (p->owner) p->owner->Teardown();
 }
 
 void RingHandle::Teardown() {
-  if (cleanup_hook_) {
-    napi_remove_env_cleanup_hook(Env(), OnEnvCleanup, this);
-    cleanup_hook_ = false;
-  }
   closed_ = true;
   if (poll_) {
-    uv_poll_stop(poll_);
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    PollHandle* p = poll_;
     poll_ = nullptr;
+    p->owner = nullptr;
+    uv_poll_stop(&p->poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->poll), [](uv_handle_t* h) {
+      auto* p = static_cast<PollHandle*>(h->data);
+      napi_remove_async_cleanup_hook(p->hook);  // the environment may now go
+      delete p;
+    });
   }
   if (engine_) {
     DiscardSink sink;
@@ -381,8 +384,8 @@ bool RingHandle::OnComplete(Request* r) {
 }
 
 void RingHandle::OnPoll(uv_poll_t* handle, int status, int) {
-  auto* self = static_cast<RingHandle*>(handle->data);
-  if (status < 0 || !self->engine_) return;
+  RingHandle* self = static_cast<PollHandle*>(handle->data)->owner;
+  if (status < 0 || !self || !self->engine_) return;
   self->OnReadable();
 }
 
@@ -434,10 +437,10 @@ void RingHandle::UpdateRefs() {
   // While requests are in flight the loop stays alive and the JS wrapper
   // (with the buffers its pending table pins) cannot be collected.
   if (busy) {
-    uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    uv_ref(reinterpret_cast<uv_handle_t*>(&poll_->poll));
     self_.Ref();
   } else {
-    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->poll));
     self_.Unref();
   }
 }
