@@ -370,8 +370,9 @@ async function gcWithInflight(ctx) {
   await (async () => {
     const dropped = ctx.makeRing({ depth: 8 });
     const d = await dropped.open(file, { direct: ctx.direct });
+    const mem = allocator(ctx, 64 * ALIGN);
     for (let i = 0; i < 64; i++) {
-      const b = ctx.direct ? new AlignedArena(ALIGN).alloc(ALIGN) : Buffer.alloc(ALIGN);
+      const b = mem.alloc(ALIGN);
       d.read(b, i * ALIGN).then((n) => {
         assert.equal(n, ALIGN);
         assert.equal(b.readUInt32LE(0), i);
