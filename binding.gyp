@@ -7,11 +7,14 @@
       },
       "sources": [
         "native/kernel/io_uring.cc",
+        "native/kernel/aio.cc",
         "native/kernel/eventfd.cc",
         "native/kernel/block_device.cc",
         "native/engine/scheduler.cc",
         "native/engine/engine.cc",
         "native/engine/io_uring_backend.cc",
+        "native/engine/libaio_backend.cc",
+        "native/engine/threads_backend.cc",
         "native/engine/factory.cc",
         "native/binding/errors.cc",
         "native/binding/ring_handle.cc",
@@ -23,7 +26,8 @@
       ],
       "defines": [
         "NAPI_VERSION=8",
-        "NODE_ADDON_API_DISABLE_DEPRECATED"
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"
       ],
       "cflags!": [
         "-fno-exceptions"

@@ -36,6 +36,7 @@ export interface RecordFailure {
 export interface RingHandleOptions {
   engine: string;
   depth: number;
+  threads: number;
   trace: boolean;
   cq: Float64Array;
   rawSq: Float64Array;
@@ -45,6 +46,7 @@ export interface RingHandleOptions {
 
 export interface RingHandle {
   readonly engine: string;
+  readonly engineInfo: { name: string; requested: string; fallbackReason: string | null };
   readonly depth: number;
   addDevice(fd: number, options: AddDeviceOptions): DeviceInfo;
   /** The device's size as the engine tracks it; with a second argument, sets it. */

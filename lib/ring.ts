@@ -18,13 +18,26 @@ function recordError(f: RecordFailure): Error {
   return e;
 }
 
-export type EngineName = 'auto' | 'io_uring';
+export type EngineName = 'auto' | 'io_uring' | 'libaio' | 'threads';
+const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads'];
+
+/** Which engine a ring runs on, and why `auto` passed over the others. */
+export interface EngineInfo {
+  /** The engine in use: 'io_uring', 'libaio' or 'threads'. */
+  name: string;
+  /** The engine asked for (option, $BLOCKRING_ENGINE, or 'auto'). */
+  requested: string;
+  /** Why `auto` did not pick the engines before it; null when it did not fall back. */
+  fallbackReason: string | null;
+}
 
 export interface RingOptions {
   /** Requests in the kernel at once; more wait in a userspace queue. Default 256. */
   depth?: number;
-  /** Default 'auto' (or $BLOCKRING_ENGINE). */
+  /** Default 'auto' (or $BLOCKRING_ENGINE). See README "Engines". */
   engine?: EngineName;
+  /** Worker threads of the threads engine (and libaio's helper). Default 4. */
+  threads?: number;
   /** Attach issue/completion sequence numbers to batch results. */
   trace?: boolean;
 }
@@ -122,15 +135,19 @@ export class Ring implements DeviceOwner {
     }
     const engine = o.engine ?? process.env.BLOCKRING_ENGINE ?? 'auto';
     if (typeof engine !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.engine must be a string');
-    if (engine !== 'auto' && engine !== 'io_uring') {
-      throw typeError('ERR_INVALID_ARG_VALUE', `unknown engine '${engine}'`);
+    if (!ENGINES.includes(engine)) {
+      throw typeError('ERR_INVALID_ARG_VALUE', `unknown engine '${engine}' (expected one of ${ENGINES.join(', ')})`);
+    }
+    const threads = o.threads === undefined ? 4 : checkUint(o.threads, 'options.threads');
+    if (threads < 1 || threads > 1024) {
+      throw rangeError('ERR_OUT_OF_RANGE', `options.threads must be from 1 to 1024, got ${threads}`);
     }
     this.#trace = checkBool(o.trace, 'options.trace');
     const rawSq = new Float64Array(RAW_SQ_CAPACITY * SQ_STRIDE);
     const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
     try {
       this.#h = new native.RingHandle({
-        engine, depth, trace: this.#trace, cq: this.#cq, rawSq, rawCq,
+        engine, depth, threads, trace: this.#trace, cq: this.#cq, rawSq, rawCq,
         onComplete: (n, nraw) => this.#onComplete(n, nraw),
       });
     } catch (e) {
@@ -139,9 +156,14 @@ export class Ring implements DeviceOwner {
     this.#raw = new RawQueue(this.#h, rawSq, rawCq);
   }
 
-  /** The engine in use ('io_uring', ...). */
+  /** The engine in use: 'io_uring', 'libaio' or 'threads'. */
   get engine(): string {
     return this.#h.engine;
+  }
+
+  /** The engine in use, what was asked for, and why `auto` fell back (if it did). */
+  get engineInfo(): EngineInfo {
+    return this.#h.engineInfo;
   }
 
   /** Requests the kernel holds at once (the submission queue size). */

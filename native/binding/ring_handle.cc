@@ -63,6 +63,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::Close>("close"),
                          InstanceMethod<&RingHandle::Inflight>("inflight"),
                          InstanceAccessor<&RingHandle::EngineName>("engine"),
+                         InstanceAccessor<&RingHandle::EngineInfo>("engineInfo"),
                          InstanceAccessor<&RingHandle::Depth>("depth"),
                      });
 }
@@ -77,6 +78,12 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
   double depth = opts.Get("depth").ToNumber().DoubleValue();
   if (!IsUint(depth, 65536) || depth < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "depth out of range");
   choice.depth = static_cast<uint32_t>(depth);
+  Napi::Value threads = opts.Get("threads");
+  if (!threads.IsUndefined()) {
+    double n = threads.ToNumber().DoubleValue();
+    if (!IsUint(n, 1024) || n < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "threads out of range");
+    choice.threads = static_cast<unsigned>(n);
+  }
   bool trace = opts.Get("trace").ToBoolean().Value();
 
   cq_ = Float64Data(env, opts, "cq", &cq_cap_, kCqStride);
@@ -94,8 +101,10 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
 
   BackendResult made = MakeBackend(choice);
   if (!made.backend) {
-    ThrowErrno(env, made.err, "io_uring_setup", "cannot start engine '" + choice.requested + "' (" + made.fallback + ")");
+    ThrowErrno(env, made.err, made.syscall, "cannot start engine '" + choice.requested + "' (" + made.fallback + ")");
   }
+  requested_ = choice.requested;
+  fallback_ = made.fallback;
   engine_ = std::make_unique<Engine>(std::move(made.backend));
   engine_->set_trace(trace);
   int r = engine_->Init();
@@ -107,40 +116,43 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
 
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
-  poll_ = new uv_poll_t;
-  poll_->data = this;
-  uv_poll_init(loop, poll_, engine_->event_fd());
-  uv_poll_start(poll_, UV_READABLE, OnPoll);
-  uv_unref(reinterpret_cast<uv_handle_t*>(poll_));  // idle rings never hold the loop open
+  poll_ = new PollHandle;
+  poll_->poll.data = poll_;
+  poll_->owner = this;
+  uv_poll_init(loop, &poll_->poll, engine_->event_fd());
+  uv_poll_start(&poll_->poll, UV_READABLE, OnPoll);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->poll));  // idle rings never hold the loop open
 
   async_ = std::make_unique<Napi::AsyncContext>(env, "blockring:ring");
   self_ = Napi::Weak(info.This().As<Napi::Object>());
-  napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
-  cleanup_hook_ = true;
+  // Async, so the environment (and with a worker, this addon's code) stays
+  // until libuv has run the poll handle's close callback.
+  napi_add_async_cleanup_hook(env, OnEnvCleanup, poll_, &poll_->hook);
 }
 
 RingHandle::~RingHandle() { Teardown(); }
 
-void RingHandle::OnEnvCleanup(void* arg) {
+void RingHandle::OnEnvCleanup(napi_async_cleanup_hook_handle, void* arg) {
   // The environment is going away (worker exit/terminate, process teardown)
   // with requests possibly in flight: wait for the kernel to finish with
-  // every buffer before V8 frees them.
-  auto* self = static_cast<RingHandle*>(arg);
-  self->cleanup_hook_ = false;
-  self->Teardown();
+  // every buffer before V8 frees them. Without an owner the ring is already
+  // torn down and the pending close callback removes this hook.
+  auto* p = static_cast<PollHandle*>(arg);
+  if (p->owner) p->owner->Teardown();
 }
 
 void RingHandle::Teardown() {
-  if (cleanup_hook_) {
-    napi_remove_env_cleanup_hook(Env(), OnEnvCleanup, this);
-    cleanup_hook_ = false;
-  }
   closed_ = true;
   if (poll_) {
-    uv_poll_stop(poll_);
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    PollHandle* p = poll_;
     poll_ = nullptr;
+    p->owner = nullptr;
+    uv_poll_stop(&p->poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->poll), [](uv_handle_t* h) {
+      auto* p = static_cast<PollHandle*>(h->data);
+      napi_remove_async_cleanup_hook(p->hook);  // the environment may now go
+      delete p;
+    });
   }
   if (engine_) {
     DiscardSink sink;
@@ -225,6 +237,16 @@ Napi::Value RingHandle::Inflight(const Napi::CallbackInfo& info) {
 
 Napi::Value RingHandle::EngineName(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), engine_ ? engine_->backend().name() : "closed");
+}
+
+// { name, requested, fallbackReason }: what `auto` chose and why.
+Napi::Value RingHandle::EngineInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("name", EngineName(info));
+  out.Set("requested", requested_);
+  out.Set("fallbackReason", fallback_.empty() ? env.Null() : Napi::String::New(env, fallback_));
+  return out;
 }
 
 Napi::Value RingHandle::Depth(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), depth_); }
@@ -505,8 +527,8 @@ bool RingHandle::OnComplete(Request* r) {
 }
 
 void RingHandle::OnPoll(uv_poll_t* handle, int status, int) {
-  auto* self = static_cast<RingHandle*>(handle->data);
-  if (status < 0 || !self->engine_) return;
+  RingHandle* self = static_cast<PollHandle*>(handle->data)->owner;
+  if (status < 0 || !self || !self->engine_) return;
   self->OnReadable();
 }
 
@@ -541,17 +563,19 @@ bool RingHandle::Deliver() {
   if (napi_get_reference_value(env, self_, &recv) != napi_ok || !recv) return false;
   napi_create_uint32(env, cq_count_, &argv[0]);
   napi_create_uint32(env, raw_cq_count_, &argv[1]);
+  // The C call, not Napi::Function::MakeCallback: while a worker is being
+  // terminated the call fails with no exception object, and node-addon-api
+  // would abort the process trying to wrap one in a Napi::Error.
   napi_status st = napi_make_callback(env, *async_, recv, fn, 2, argv, &result);
   if (st == napi_ok) return true;
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (pending) {
-    // An exception from user code in a completion handler is an uncaught
-    // exception, as for any other event-loop callback.
-    napi_value err;
-    napi_get_and_clear_last_exception(env, &err);
-    napi_fatal_exception(env, err);
-  }
+  if (st != napi_pending_exception) return false;
+  napi_value err;
+  if (napi_get_and_clear_last_exception(env, &err) != napi_ok) return false;
+  napi_valuetype type;
+  if (napi_typeof(env, err, &type) != napi_ok || type == napi_undefined) return false;  // terminating
+  // An exception from user code in a completion handler is an uncaught
+  // exception, as for any other event-loop callback.
+  napi_fatal_exception(env, err);
   return false;
 }
 
@@ -563,10 +587,10 @@ void RingHandle::UpdateRefs() {
   // While requests are in flight the loop stays alive and the JS wrapper
   // (with the buffers its pending table pins) cannot be collected.
   if (busy) {
-    uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    uv_ref(reinterpret_cast<uv_handle_t*>(&poll_->poll));
     self_.Ref();
   } else {
-    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->poll));
     self_.Unref();
   }
 }

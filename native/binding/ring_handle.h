@@ -35,6 +35,7 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Inflight(const Napi::CallbackInfo& info);
   Napi::Value EngineName(const Napi::CallbackInfo& info);
+  Napi::Value EngineInfo(const Napi::CallbackInfo& info);
   Napi::Value Depth(const Napi::CallbackInfo& info);
 
   const char* CheckRecord(const double* rec, const std::vector<View>& views, bool raw, int* kind, const char** code,
@@ -50,16 +51,24 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   void CheckOpen(Napi::Env env);
 
   static void OnPoll(uv_poll_t* handle, int status, int events);
-  static void OnEnvCleanup(void* arg);
+  static void OnEnvCleanup(napi_async_cleanup_hook_handle handle, void* arg);
 
   std::unique_ptr<Engine> engine_;
-  uv_poll_t* poll_ = nullptr;
+  // The eventfd watcher. Outlives this object until libuv's close callback,
+  // which also releases the environment cleanup hook.
+  struct PollHandle {
+    uv_poll_t poll;
+    RingHandle* owner = nullptr;
+    napi_async_cleanup_hook_handle hook = nullptr;
+  };
+  PollHandle* poll_ = nullptr;
   bool closed_ = false;
   bool in_callback_ = false;
   bool close_pending_ = false;
   bool held_ = false;
-  bool cleanup_hook_ = false;
   uint32_t depth_ = 0;
+  std::string requested_;  // engine name asked for ("auto", ...)
+  std::string fallback_;   // why `auto` passed over engines; empty if it did not
 
   // Shared arrays (owned by JS, kept alive by these references).
   Napi::ObjectReference arrays_ref_;

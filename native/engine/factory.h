@@ -9,13 +9,15 @@
 namespace blockring {
 
 struct EngineChoice {
-  std::string requested;  // "auto", "io_uring", ...
+  std::string requested;  // "auto", "io_uring", "libaio", "threads"
   uint32_t depth = 256;
+  unsigned threads = 4;   // worker threads for the threads engine and helpers
 };
 
 struct BackendResult {
   std::unique_ptr<Backend> backend;
   int err = 0;             // -errno when backend is null
+  const char* syscall = "io_uring_setup";  // the call that failed, when backend is null
   std::string fallback;    // why auto moved past an engine ("" if it did not)
 };
 

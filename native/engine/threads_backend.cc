@@ -1,0 +1,179 @@
+#include "threads_backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <signal.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../kernel/eventfd.h"
+#include "device.h"
+
+namespace blockring {
+
+int64_t RunBlocking(const Request& r, int fd) {
+  // More iovecs than the kernel takes in one call: send the first IOV_MAX;
+  // the engine resubmits the rest as a short transfer.
+  int iovcnt = r.iovcnt > IOV_MAX ? IOV_MAX : static_cast<int>(r.iovcnt);
+  off_t off = static_cast<off_t>(r.RemainingOffset());
+  ssize_t n = -1;
+  switch (r.op) {
+    case Op::kRead:
+      n = preadv(fd, r.iov, iovcnt, off);
+      break;
+    case Op::kWrite:
+      if (!(r.flags & kFlagFua)) {
+        n = pwritev(fd, r.iov, iovcnt, off);
+        break;
+      }
+      n = pwritev2(fd, r.iov, iovcnt, off, RWF_DSYNC);
+      if (n < 0 && (errno == ENOSYS || errno == EOPNOTSUPP)) {
+        // Before Linux 4.7 there is no RWF_DSYNC: write, then fdatasync.
+        n = pwritev(fd, r.iov, iovcnt, off);
+        if (n >= 0 && fdatasync(fd) < 0) n = -1;
+      }
+      break;
+    case Op::kFlush:
+      n = (r.flags & kFlagFlushMetadata) ? fsync(fd) : fdatasync(fd);
+      break;
+    case Op::kDiscard:
+    case Op::kWriteZeroes: {
+      // Same modes as the io_uring backend's IORING_OP_FALLOCATE.
+      int mode = (r.op == Op::kDiscard || (r.flags & kFlagUnmap)) ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+                                                                    : FALLOC_FL_ZERO_RANGE;
+      n = fallocate(fd, mode, static_cast<off_t>(r.offset), static_cast<off_t>(r.length));
+      break;
+    }
+  }
+  return n < 0 ? -errno : n;
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void WorkerPool::Stage(Request* r) { staged_.push_back({r, r->dev->fd}); }
+
+void WorkerPool::Start() {
+  // Workers block every signal so process signals keep going to Node's
+  // threads; they inherit the mask current at creation.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  try {
+    while (threads_.size() < nthreads_) threads_.emplace_back([this] { Run(); });
+  } catch (const std::system_error&) {
+    // Out of threads: run with those we have (none: see Kick).
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+void WorkerPool::Kick() {
+  if (staged_.empty()) return;
+  if (threads_.size() < nthreads_) Start();
+  if (threads_.empty()) {
+    // Not one thread could start: fail the attempts with EAGAIN, which the
+    // engine retries a bounded number of times.
+    for (const Task& t : staged_) Complete(t.r, -EAGAIN);
+    staged_.clear();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.insert(queue_.end(), staged_.begin(), staged_.end());
+  }
+  if (staged_.size() == 1) {
+    cv_.notify_one();
+  } else {
+    cv_.notify_all();
+  }
+  staged_.clear();
+}
+
+void WorkerPool::Complete(Request* r, int64_t res) {
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    was_empty = done_.empty();
+    done_.push_back({r, res});
+  }
+  // One doorbell per empty-to-non-empty transition: the ring thread takes
+  // the whole list on each pass, so later entries ride on that wakeup.
+  if (was_empty) EventfdSignal(eventfd_);
+}
+
+void WorkerPool::Run() {
+  for (;;) {
+    Task t;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and nothing left to run
+      t = queue_.front();
+      queue_.pop_front();
+    }
+    Complete(t.r, RunBlocking(*t.r, t.fd));
+  }
+}
+
+unsigned WorkerPool::Reap(AttemptSink* sink, unsigned max) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = done_.size() < max ? done_.size() : max;
+    reaping_.assign(done_.begin(), done_.begin() + static_cast<ptrdiff_t>(n));
+    done_.erase(done_.begin(), done_.begin() + static_cast<ptrdiff_t>(n));
+  }
+  // Outside the lock: the sink may stage new attempts.
+  for (const Done& d : reaping_) sink->OnAttempt(d.r, d.res);
+  unsigned n = static_cast<unsigned>(reaping_.size());
+  reaping_.clear();
+  return n;
+}
+
+namespace {
+
+class ThreadsBackend final : public Backend {
+ public:
+  explicit ThreadsBackend(const ThreadsOptions& opts) : depth_(opts.depth), pool_(opts.threads) {}
+
+  const char* name() const override { return "threads"; }
+  int Init(int eventfd) override {
+    eventfd_ = eventfd;
+    pool_.set_eventfd(eventfd);
+    return 0;
+  }
+  uint32_t capacity() const override { return depth_; }
+  bool Prepare(Request* r) override {
+    pool_.Stage(r);
+    return true;
+  }
+  int Submit() override {
+    pool_.Kick();
+    return 0;
+  }
+  unsigned Reap(AttemptSink* sink, unsigned max) override { return pool_.Reap(sink, max); }
+  // Every finished attempt rings the eventfd after it is listed, so a
+  // wakeup after the engine's last drain means something may be reapable.
+  int Wait() override { return EventfdWait(eventfd_); }
+
+ private:
+  const uint32_t depth_;
+  int eventfd_ = -1;
+  WorkerPool pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeThreadsBackend(const ThreadsOptions& opts) {
+  return std::make_unique<ThreadsBackend>(opts);
+}
+
+}  // namespace blockring
