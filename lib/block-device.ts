@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 
 import { BlockringError } from './errors';
+import { mapDevice, type MappedRegion, type MapOptions } from './mapped-region';
 import type { DeviceInfo } from './native';
 import { OP } from './records';
 import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews } from './validate';
@@ -126,6 +127,12 @@ export class BlockDevice {
       return this.#request(OP.writeZeroes, 'writeZeroes', checkTag(o.tag), flags, null,
         checkUint(offset, 'offset'), checkUint(length, 'length'));
     });
+  }
+
+  /** Memory-maps a range of the device (see MappedRegion). The mapping outlives close(). */
+  map(options?: MapOptions): MappedRegion {
+    if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    return mapDevice({ fd: this.#fd, path: this.path, size: this.size, readOnly: this.readOnly }, options);
   }
 
   /** Waits for this device's requests, then closes it. Idempotent. */

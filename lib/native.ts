@@ -37,8 +37,24 @@ export interface RingHandle {
   close(): void;
 }
 
+export interface MappedRegionHandle {
+  readonly unmapped: boolean;
+  arrayBuffer(): ArrayBuffer;
+  read(target: ArrayBufferView, offset: number): number;
+  write(source: ArrayBufferView, offset: number): number;
+  sync(async: boolean): Promise<void>;
+  advise(advice: string): void;
+  lock(): void;
+  unlock(): void;
+  /** One byte per page of the enclosing pages: 1 = resident. */
+  residency(): Uint8Array;
+  unmap(): void;
+}
+
 export interface NativeBinding {
   RingHandle: new (options: RingHandleOptions) => RingHandle;
+  MappedRegion: new (fd: number, offset: number, length: number, privateCow: boolean, readOnly: boolean,
+    externalBuffers: boolean) => MappedRegionHandle;
 }
 
 function load(): NativeBinding {

@@ -10,7 +10,7 @@ import {
 } from './records';
 import { checkBool, checkOptions, checkUint, checkView, checkViews, rangeError, typeError } from './validate';
 
-export type EngineName = 'auto' | 'io_uring';
+export type EngineName = 'auto' | 'io_uring' | 'mmap';
 
 export interface RingOptions {
   /** Requests in the kernel at once; more wait in a userspace queue. Default 256. */
@@ -108,7 +108,7 @@ export class Ring implements DeviceOwner {
     }
     const engine = o.engine ?? process.env.BLOCKRING_ENGINE ?? 'auto';
     if (typeof engine !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.engine must be a string');
-    if (engine !== 'auto' && engine !== 'io_uring') {
+    if (engine !== 'auto' && engine !== 'io_uring' && engine !== 'mmap') {
       throw typeError('ERR_INVALID_ARG_VALUE', `unknown engine '${engine}'`);
     }
     this.#trace = checkBool(o.trace, 'options.trace');

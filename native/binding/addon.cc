@@ -2,6 +2,7 @@
 // loads in worker threads and in several contexts at once.
 #include <napi.h>
 
+#include "mapped_region.h"
 #include "ring_handle.h"
 
 namespace blockring {
@@ -10,6 +11,7 @@ class BlockringAddon final : public Napi::Addon<BlockringAddon> {
  public:
   BlockringAddon(Napi::Env env, Napi::Object exports) {
     exports.Set("RingHandle", RingHandle::Define(env));
+    exports.Set("MappedRegion", MappedRegion::Define(env));
   }
 };
 
