@@ -78,10 +78,15 @@ class SyncWorker final : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (--region_->syncs_ == 0 && region_->unmapped_) region_->ReleaseMapping();
-    if (err_ < 0) {
-      deferred_.Reject(ErrnoError(env, err_, "msync", "cannot sync mapped region").Value());
-    } else {
-      deferred_.Resolve(env.Undefined());
+    try {
+      if (err_ < 0) {
+        deferred_.Reject(ErrnoError(env, err_, "msync", "cannot sync mapped region").Value());
+      } else {
+        deferred_.Resolve(env.Undefined());
+      }
+    } catch (const Napi::Error&) {
+      // The environment is being torn down (worker terminated) and can no
+      // longer run JS: nobody can observe the promise any more.
     }
   }
 
