@@ -78,6 +78,10 @@ describe('SIGBUS from a file truncated under a mapping', () => {
       })();`;
     const res = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
     expect(res.stdout).toBe('touching\n');
-    expect(res.signal).toBe('SIGBUS');
+    if (res.signal !== 'SIGBUS') {
+      // Under the sanitizer build the previous handler is AddressSanitizer's, which reports and exits.
+      expect(res.stderr).toMatch(/AddressSanitizer: BUS/);
+      expect(res.status).not.toBe(0);
+    }
   });
 });

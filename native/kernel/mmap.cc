@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -106,9 +107,10 @@ int AdviseMemory(void* addr, size_t length, int advice) {
   return madvise(addr, length, advice) < 0 ? -errno : 0;
 }
 
-int LockMemory(void* addr, size_t length) { return mlock(addr, length) < 0 ? -errno : 0; }
+// Raw syscalls: sanitizer runtimes replace mlock/munlock with no-ops.
+int LockMemory(void* addr, size_t length) { return syscall(__NR_mlock, addr, length) < 0 ? -errno : 0; }
 
-int UnlockMemory(void* addr, size_t length) { return munlock(addr, length) < 0 ? -errno : 0; }
+int UnlockMemory(void* addr, size_t length) { return syscall(__NR_munlock, addr, length) < 0 ? -errno : 0; }
 
 int MemoryResidency(void* addr, size_t length, unsigned char* vec) {
   return mincore(addr, length, vec) < 0 ? -errno : 0;
