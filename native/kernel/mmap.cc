@@ -132,7 +132,7 @@ int GuardedCopy(void* dst, const void* src, size_t n) {
   t_guard = &g;
   // Keep the compiler from moving the guard's stores across the copy.
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  memcpy(dst, src, n);
+  memmove(dst, src, n);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   t_guard = nullptr;
   return 0;

@@ -26,9 +26,10 @@ int UnlockMemory(void* addr, size_t length);
 // One byte per page in vec (bit 0: resident). addr must be page-aligned.
 int MemoryResidency(void* addr, size_t length, unsigned char* vec);
 
-// memcpy that returns -EIO (file shrank under a mapping, hardware memory
-// error) or -EFAULT (other bus errors) when the copy raises SIGBUS, 0 when it
-// completes. Safe on any thread. The first call installs a process-wide
+// memmove that returns -EIO (the file shrank under a mapping, a hardware
+// memory error) or -EFAULT (BUS_ADRALN) when the copy raises SIGBUS, 0 when
+// it completes. memmove, not memcpy: a request's buffer may itself be a view
+// of the mapping it is copied to or from. Safe on any thread. The first call installs a process-wide
 // SIGBUS handler that handles faults inside a guarded copy and hands every
 // other SIGBUS to the handler that was installed before it (or the default
 // action, which kills the process as it would have without us).
