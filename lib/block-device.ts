@@ -1,4 +1,5 @@
 import { BlockringError } from './errors';
+import { mapDevice, type MappedRegion, type MapOptions } from './mapped-region';
 import type { DeviceInfo } from './native';
 import { OP } from './records';
 import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews } from './validate';
@@ -9,6 +10,7 @@ export interface DeviceOwner {
   _closeDevice(dev: BlockDevice): Promise<void>;
   _resizeDevice(dev: BlockDevice, size: number): Promise<void>;
   _deviceSize(dev: BlockDevice): number;
+  _deviceFd(dev: BlockDevice): number;
 }
 
 export interface Settle {
@@ -151,6 +153,12 @@ export class BlockDevice {
       return this.#request(OP.writeZeroes, 'writeZeroes', checkTag(o.tag), flags, null,
         checkUint(offset, 'offset'), checkUint(length, 'length'));
     });
+  }
+
+  /** Memory-maps a range of the device (see MappedRegion). The mapping outlives close(). */
+  map(options?: MapOptions): MappedRegion {
+    if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    return mapDevice({ fd: this.#owner._deviceFd(this), path: this.path, size: this.size, readOnly: this.readOnly }, options);
   }
 
   /** Waits for this device's requests, then closes it. Idempotent. */

@@ -3,6 +3,8 @@ export type { BatchRequest, EngineInfo, EngineName, OpenOptions, RequestOp, Requ
 export { BlockDevice } from './block-device';
 export type { FlushOptions, TagOption, WriteOptions, WriteZeroesOptions } from './block-device';
 export { RawQueue } from './raw-queue';
+export { MappedRegion } from './mapped-region';
+export type { Advice, MapMode, MapOptions, Residency, SyncOptions } from './mapped-region';
 export { BlockIoError, BlockringError, errnoName } from './errors';
 export { FLAG, OP, TAG } from './records';
 export type { Tag } from './validate';

@@ -63,10 +63,26 @@ export interface RingHandle {
 
 export type AlignedAllocation = { buffer: Buffer } | { arrayBuffer: ArrayBuffer; offset: number };
 
+export interface MappedRegionHandle {
+  readonly unmapped: boolean;
+  arrayBuffer(): ArrayBuffer;
+  read(target: ArrayBufferView, offset: number): number;
+  write(source: ArrayBufferView, offset: number): number;
+  sync(async: boolean): Promise<void>;
+  advise(advice: string): void;
+  lock(): void;
+  unlock(): void;
+  /** One byte per page of the enclosing pages: 1 = resident. */
+  residency(): Uint8Array;
+  unmap(): void;
+}
+
 export interface NativeBinding {
   RingHandle: new (options: RingHandleOptions) => RingHandle;
   allocAligned(size: number, alignment: number, v8Only: boolean): AlignedAllocation;
   addressAlignment(view: ArrayBufferView): number;
+  MappedRegion: new (fd: number, offset: number, length: number, privateCow: boolean, readOnly: boolean,
+    externalBuffers: boolean) => MappedRegionHandle;
 }
 
 function load(): NativeBinding {

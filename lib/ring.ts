@@ -18,12 +18,12 @@ function recordError(f: RecordFailure): Error {
   return e;
 }
 
-export type EngineName = 'auto' | 'io_uring' | 'libaio' | 'threads';
-const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads'];
+export type EngineName = 'auto' | 'io_uring' | 'libaio' | 'threads' | 'mmap';
+const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads', 'mmap'];
 
 /** Which engine a ring runs on, and why `auto` passed over the others. */
 export interface EngineInfo {
-  /** The engine in use: 'io_uring', 'libaio' or 'threads'. */
+  /** The engine in use: 'io_uring', 'libaio', 'threads' or 'mmap'. */
   name: string;
   /** The engine asked for (option, $BLOCKRING_ENGINE, or 'auto'). */
   requested: string;
@@ -295,6 +295,13 @@ export class Ring implements DeviceOwner {
       fs.ftruncate(fd, size, (err) => (err ? reject(fromNative(err, dev.path)) : resolve()));
     });
     this.#h.deviceSize(dev.handle, size);
+  }
+
+  /** @internal */
+  _deviceFd(dev: BlockDevice): number {
+    const fd = this.#fds.get(dev);
+    if (fd === undefined) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
+    return fd;
   }
 
   /** @internal */

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "memory.h"
+#include "mapped_region.h"
 #include "ring_handle.h"
 
 namespace blockring {
@@ -13,6 +14,7 @@ class BlockringAddon final : public Napi::Addon<BlockringAddon> {
     exports.Set("RingHandle", RingHandle::Define(env));
     exports.Set("allocAligned", Napi::Function::New<AllocAligned>(env, "allocAligned"));
     exports.Set("addressAlignment", Napi::Function::New<AddressAlignment>(env, "addressAlignment"));
+    exports.Set("MappedRegion", MappedRegion::Define(env));
   }
 };
 

@@ -24,12 +24,16 @@ void ThrowState(Napi::Env env, const char* code, const std::string& msg) {
   ThrowWithCode(Napi::Error::New(env, msg), code);
 }
 
-void ThrowErrno(Napi::Env env, int neg_errno, const char* syscall, const std::string& msg) {
+Napi::Error ErrnoError(Napi::Env env, int neg_errno, const char* syscall, const std::string& msg) {
   int e = -neg_errno;
   Napi::Error err = Napi::Error::New(env, msg + ": " + strerror(e));
   err.Set("errno", Napi::Number::New(env, e));
   err.Set("syscall", syscall);
-  throw err;
+  return err;
+}
+
+void ThrowErrno(Napi::Env env, int neg_errno, const char* syscall, const std::string& msg) {
+  throw ErrnoError(env, neg_errno, syscall, msg);
 }
 
 }  // namespace blockring

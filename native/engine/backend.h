@@ -46,6 +46,9 @@ class Backend {
   // Registered (fixed) buffers; backends without them return -EOPNOTSUPP.
   virtual int RegisterBuffers(const iovec*, unsigned) { return -95; }
   virtual void UnregisterBuffers() {}
+  // dev's fd is about to close and nothing of it is in flight: drop any
+  // per-device state (the mmap backend's mapping). Its handle may be reused.
+  virtual void ReleaseDevice(Device*) {}
 };
 
 }  // namespace blockring

@@ -75,6 +75,7 @@ bool Engine::CloseDevice(Device* dev) {
 }
 
 void Engine::FreeDevice(Device* dev) {
+  backend_->ReleaseDevice(dev);
   close(dev->fd);
   dev->fd = -1;
   free_handles_.push_back(dev->handle);

@@ -6,6 +6,7 @@
 #include "io_uring_backend.h"
 #include "libaio_backend.h"
 #include "threads_backend.h"
+#include "mmap_backend.h"
 
 namespace blockring {
 namespace {
@@ -61,6 +62,10 @@ BackendResult MakeBackend(const EngineChoice& choice) {
     opts.threads = choice.threads;
     out.backend = MakeThreadsBackend(opts);
     out.err = 0;
+    return out;
+  }
+  if (name == "mmap") {
+    out.backend = MakeMmapBackend(choice.depth);
     return out;
   }
   out.err = -EINVAL;

@@ -1,0 +1,55 @@
+// A mapped byte range of a device, for MappedRegion: maps the enclosing
+// pages of an unaligned range and exposes the slice, with guarded copies
+// and the msync/madvise/mlock/mincore operations over its pages. No N-API.
+// Owned through shared_ptr by the region, its ArrayBuffers and any msync in
+// flight; the last owner unmaps, unless Unmap() came first.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace blockring {
+
+enum class Advice : uint8_t { kNormal, kRandom, kSequential, kWillNeed, kDontNeed, kHugePage };
+
+class Mapping {
+ public:
+  // 0 and *out, or -errno. length > 0.
+  static int Create(int fd, uint64_t offset, size_t length, bool private_cow, bool writable,
+                    std::shared_ptr<Mapping>* out);
+  ~Mapping() { Unmap(); }
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+
+  char* data() const { return data_; }  // the first byte of the range (nullptr once unmapped)
+  size_t length() const { return length_; }
+  bool writable() const { return writable_; }
+  bool mapped() const { return base_ != nullptr; }
+
+  // Guarded copies at offset into the range (caller checks bounds):
+  // 0, -EIO or -EFAULT (see GuardedCopy).
+  int CopyOut(size_t offset, void* dst, size_t n) const;
+  int CopyIn(size_t offset, const void* src, size_t n);
+
+  // These act on the enclosing pages. 0 or -errno.
+  int Sync(bool async) const;
+  int Advise(Advice advice) const;
+  int Lock() const;
+  int Unlock() const;
+  int Residency(std::vector<unsigned char>* pages) const;  // one byte per page, bit 0 = resident
+  size_t page_count() const;
+
+  void Unmap();
+
+ private:
+  Mapping() = default;
+  void* base_ = nullptr;  // page-aligned
+  size_t span_ = 0;       // from base_ to the end of the range
+  char* data_ = nullptr;
+  size_t length_ = 0;
+  bool writable_ = false;
+};
+
+}  // namespace blockring
