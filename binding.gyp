@@ -12,6 +12,7 @@
         "native/engine/scheduler.cc",
         "native/engine/engine.cc",
         "native/engine/io_uring_backend.cc",
+        "native/engine/null_backend.cc",
         "native/engine/factory.cc",
         "native/binding/errors.cc",
         "native/binding/ring_handle.cc",

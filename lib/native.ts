@@ -13,10 +13,19 @@ export interface DeviceInfo {
   dioOffsetAlign: number;
 }
 
+/** Null-engine options after lib/null-engine.ts checked them (op -1 = any; Infinity = unbounded). */
+export interface NativeNullOptions {
+  latencyMinUs: number;
+  latencyMaxUs: number;
+  seed: number;
+  faults: { op: number; offsetStart: number; offsetEnd: number; count: number; errno: number }[];
+}
+
 export interface RingHandleOptions {
   engine: string;
   depth: number;
   trace: boolean;
+  nullEngine?: NativeNullOptions;
   sq: Float64Array;
   cq: Float64Array;
   rawSq: Float64Array;

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
 import { BlockIoError, BlockringError, fromNative } from './errors';
-import { native, type RingHandle } from './native';
+import { native, type NativeNullOptions, type RingHandle } from './native';
+import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
 import { RawQueue } from './raw-queue';
 import {
   CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
@@ -10,7 +11,7 @@ import {
 } from './records';
 import { checkBool, checkOptions, checkUint, checkView, checkViews, rangeError, typeError } from './validate';
 
-export type EngineName = 'auto' | 'io_uring';
+export type EngineName = 'auto' | 'io_uring' | 'null';
 
 export interface RingOptions {
   /** Requests in the kernel at once; more wait in a userspace queue. Default 256. */
@@ -19,6 +20,8 @@ export interface RingOptions {
   engine?: EngineName;
   /** Attach issue/completion sequence numbers to batch results. */
   trace?: boolean;
+  /** With engine 'null': latency and fault injection (see README "null engine"). */
+  nullEngine?: NullEngineOptions;
 }
 
 export interface OpenOptions {
@@ -108,15 +111,18 @@ export class Ring implements DeviceOwner {
     }
     const engine = o.engine ?? process.env.BLOCKRING_ENGINE ?? 'auto';
     if (typeof engine !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.engine must be a string');
-    if (engine !== 'auto' && engine !== 'io_uring') {
+    if (engine !== 'auto' && engine !== 'io_uring' && engine !== 'null') {
       throw typeError('ERR_INVALID_ARG_VALUE', `unknown engine '${engine}'`);
     }
+    let nullEngine: NativeNullOptions | undefined;
+    if (engine === 'null') nullEngine = normalizeNullEngine(o.nullEngine);
+    else if (o.nullEngine !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', "options.nullEngine needs engine 'null'");
     this.#trace = checkBool(o.trace, 'options.trace');
     const rawSq = new Float64Array(SQ_CAPACITY * SQ_STRIDE);
     const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
     try {
       this.#h = new native.RingHandle({
-        engine, depth, trace: this.#trace, sq: this.#sq, cq: this.#cq, rawSq, rawCq,
+        engine, depth, trace: this.#trace, nullEngine, sq: this.#sq, cq: this.#cq, rawSq, rawCq,
         onComplete: (n, nraw) => this.#onComplete(n, nraw),
       });
     } catch (e) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "io_uring_backend.h"
+#include "null_backend.h"
 
 namespace blockring {
 
@@ -15,6 +16,10 @@ BackendResult MakeBackend(const EngineChoice& choice) {
     std::string why;
     out.backend = MakeIoUringBackend(opts, &out.err, &why);
     if (!out.backend) out.fallback = why;
+    return out;
+  }
+  if (name == "null") {
+    out.backend = MakeNullBackend(choice.depth, choice.null_engine);
     return out;
   }
   out.err = -EINVAL;

@@ -5,12 +5,14 @@
 #include <string>
 
 #include "backend.h"
+#include "null_backend.h"
 
 namespace blockring {
 
 struct EngineChoice {
   std::string requested;  // "auto", "io_uring", ...
   uint32_t depth = 256;
+  NullOptions null_engine;  // engine "null" only
 };
 
 struct BackendResult {
