@@ -18,6 +18,7 @@
         "native/engine/threads_backend.cc",
         "native/engine/mmap_backend.cc",
         "native/engine/mapping.cc",
+        "native/engine/null_backend.cc",
         "native/engine/factory.cc",
         "native/binding/errors.cc",
         "native/binding/ring_handle.cc",

@@ -5,6 +5,7 @@ export type { FlushOptions, TagOption, WriteOptions, WriteZeroesOptions } from '
 export { RawQueue } from './raw-queue';
 export { MappedRegion } from './mapped-region';
 export type { Advice, MapMode, MapOptions, Residency, SyncOptions } from './mapped-region';
+export type { NullEngineOptions, NullFault, NullFaultOp } from './null-engine';
 export { BlockIoError, BlockringError, errnoName } from './errors';
 export { FLAG, OP, TAG } from './records';
 export type { Tag } from './validate';

@@ -33,11 +33,20 @@ export interface RecordFailure {
   message: string;
 }
 
+/** Null-engine options after lib/null-engine.ts checked them (op -1 = any; Infinity = unbounded). */
+export interface NativeNullOptions {
+  latencyMinUs: number;
+  latencyMaxUs: number;
+  seed: number;
+  faults: { op: number; offsetStart: number; offsetEnd: number; count: number; errno: number }[];
+}
+
 export interface RingHandleOptions {
   engine: string;
   depth: number;
   threads: number;
   trace: boolean;
+  nullEngine?: NativeNullOptions;
   cq: Float64Array;
   rawSq: Float64Array;
   rawCq: Float64Array;

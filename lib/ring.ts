@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
 import { BlockIoError, BlockringError, fromNative } from './errors';
 import { BufferPool } from './aligned';
-import { native, type RecordFailure, type RingHandle } from './native';
+import { native, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
+import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
 import { RawQueue } from './raw-queue';
 import {
   CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
@@ -18,12 +19,12 @@ function recordError(f: RecordFailure): Error {
   return e;
 }
 
-export type EngineName = 'auto' | 'io_uring' | 'libaio' | 'threads' | 'mmap';
-const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads', 'mmap'];
+export type EngineName = 'auto' | 'io_uring' | 'libaio' | 'threads' | 'mmap' | 'null';
+const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads', 'mmap', 'null'];
 
 /** Which engine a ring runs on, and why `auto` passed over the others. */
 export interface EngineInfo {
-  /** The engine in use: 'io_uring', 'libaio', 'threads' or 'mmap'. */
+  /** The engine in use: 'io_uring', 'libaio', 'threads', 'mmap' or 'null'. */
   name: string;
   /** The engine asked for (option, $BLOCKRING_ENGINE, or 'auto'). */
   requested: string;
@@ -40,6 +41,8 @@ export interface RingOptions {
   threads?: number;
   /** Attach issue/completion sequence numbers to batch results. */
   trace?: boolean;
+  /** With engine 'null': latency and fault injection (see README "null engine"). */
+  nullEngine?: NullEngineOptions;
 }
 
 export interface OpenOptions {
@@ -142,12 +145,15 @@ export class Ring implements DeviceOwner {
     if (threads < 1 || threads > 1024) {
       throw rangeError('ERR_OUT_OF_RANGE', `options.threads must be from 1 to 1024, got ${threads}`);
     }
+    let nullEngine: NativeNullOptions | undefined;
+    if (engine === 'null') nullEngine = normalizeNullEngine(o.nullEngine);
+    else if (o.nullEngine !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', "options.nullEngine needs engine 'null'");
     this.#trace = checkBool(o.trace, 'options.trace');
     const rawSq = new Float64Array(RAW_SQ_CAPACITY * SQ_STRIDE);
     const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
     try {
       this.#h = new native.RingHandle({
-        engine, depth, threads, trace: this.#trace, cq: this.#cq, rawSq, rawCq,
+        engine, depth, threads, trace: this.#trace, nullEngine, cq: this.#cq, rawSq, rawCq,
         onComplete: (n, nraw) => this.#onComplete(n, nraw),
       });
     } catch (e) {

@@ -49,6 +49,44 @@ double* Float64Data(Napi::Env env, Napi::Object opts, const char* key, uint32_t*
   return a.Data();
 }
 
+// A bound, or UINT64_MAX for Infinity (unbounded).
+uint64_t BoundOrMax(Napi::Env env, Napi::Value v, const char* what) {
+  double d = v.ToNumber().DoubleValue();
+  if (std::isinf(d) && d > 0) return UINT64_MAX;
+  if (!IsUint(d, kMaxSafe)) ThrowRange(env, "ERR_OUT_OF_RANGE", std::string("nullEngine: bad ") + what);
+  return static_cast<uint64_t>(d);
+}
+
+// nullEngine: { latencyMinUs, latencyMaxUs, seed, faults: [{ op, offsetStart,
+// offsetEnd, count, errno }] }, normalized by lib/null-engine.ts (op -1 = any).
+void ReadNullOptions(Napi::Env env, Napi::Value v, NullOptions* out) {
+  if (!v.IsObject()) return;
+  Napi::Object o = v.As<Napi::Object>();
+  double lo = o.Get("latencyMinUs").ToNumber().DoubleValue();
+  double hi = o.Get("latencyMaxUs").ToNumber().DoubleValue();
+  if (!IsUint(lo, 60e6) || !IsUint(hi, 60e6) || lo > hi) ThrowRange(env, "ERR_OUT_OF_RANGE", "nullEngine: bad latency");
+  out->latency_min_us = static_cast<uint32_t>(lo);
+  out->latency_max_us = static_cast<uint32_t>(hi);
+  out->seed = BoundOrMax(env, o.Get("seed"), "seed");
+  Napi::Value faults = o.Get("faults");
+  if (!faults.IsArray()) return;
+  Napi::Array list = faults.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Object f = list.Get(i).ToObject();
+    NullFault nf;
+    double op = f.Get("op").ToNumber().DoubleValue();
+    double err = f.Get("errno").ToNumber().DoubleValue();
+    if (op != -1 && !IsUint(op, static_cast<double>(Op::kWriteZeroes))) ThrowRange(env, "ERR_OUT_OF_RANGE", "nullEngine: bad op");
+    if (!IsUint(err, 4095) || err < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "nullEngine: bad errno");
+    nf.op = static_cast<int>(op);
+    nf.error = static_cast<int>(err);
+    nf.offset_start = BoundOrMax(env, f.Get("offsetStart"), "offsetStart");
+    nf.offset_end = BoundOrMax(env, f.Get("offsetEnd"), "offsetEnd");
+    nf.count = BoundOrMax(env, f.Get("count"), "count");
+    out->faults.push_back(nf);
+  }
+}
+
 }  // namespace
 
 Napi::Function RingHandle::Define(Napi::Env env) {
@@ -68,7 +106,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                      });
 }
 
-// new RingHandle({ engine, depth, trace, sq, cq, rawSq, rawCq, onComplete })
+// new RingHandle({ engine, depth, trace, nullEngine?, sq, cq, rawSq, rawCq, onComplete })
 RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHandle>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "options must be an object");
@@ -84,6 +122,7 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
     if (!IsUint(n, 1024) || n < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "threads out of range");
     choice.threads = static_cast<unsigned>(n);
   }
+  ReadNullOptions(env, opts.Get("nullEngine"), &choice.null_engine);
   bool trace = opts.Get("trace").ToBoolean().Value();
 
   cq_ = Float64Data(env, opts, "cq", &cq_cap_, kCqStride);

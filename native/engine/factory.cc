@@ -7,6 +7,7 @@
 #include "libaio_backend.h"
 #include "threads_backend.h"
 #include "mmap_backend.h"
+#include "null_backend.h"
 
 namespace blockring {
 namespace {
@@ -66,6 +67,10 @@ BackendResult MakeBackend(const EngineChoice& choice) {
   }
   if (name == "mmap") {
     out.backend = MakeMmapBackend(choice.depth);
+    return out;
+  }
+  if (name == "null") {
+    out.backend = MakeNullBackend(choice.depth, choice.null_engine);
     return out;
   }
   out.err = -EINVAL;

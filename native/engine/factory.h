@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backend.h"
+#include "null_backend.h"
 
 namespace blockring {
 
@@ -12,6 +13,7 @@ struct EngineChoice {
   std::string requested;  // "auto", "io_uring", "libaio", "threads"
   uint32_t depth = 256;
   unsigned threads = 4;   // worker threads for the threads engine and helpers
+  NullOptions null_engine;  // engine "null" only
 };
 
 struct BackendResult {

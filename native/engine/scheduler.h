@@ -43,7 +43,10 @@ class TaskSet {
   bool Arrive(Request* r);
 
   // r completed (successfully or not). Calls enable(req) for every request
-  // this releases, oldest first.
+  // this releases, oldest first. Every completion, whatever its tag, looks
+  // at the dormant front again (no lost wakeups), and an ORDERED request is
+  // enabled only when the oldest active request is newer than it (after the
+  // last older request, never together with another ORDERED).
   template <typename F>
   void Complete(Request* r, F&& enable) {
     active_.Remove(r);
