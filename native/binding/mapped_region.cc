@@ -7,34 +7,16 @@
 #include <string>
 
 #include "errors.h"
+#include "values.h"
 
 namespace blockring {
 namespace {
 
-constexpr double kMaxSafe = 9007199254740991.0;  // 2^53 - 1
+constexpr double kMaxSafe = kMaxSafeInteger;
 
 const char kNoExternal[] =
     "this runtime does not allow external ArrayBuffers (a V8 memory cage, as in Electron): "
     "use region.read() and region.write()";
-
-bool IsUint(double v, double max) { return v >= 0 && v <= max && std::floor(v) == v; }
-
-// Data pointer and length of any ArrayBufferView (as in ring_handle.cc).
-bool ViewBytes(Napi::Value v, char** data, size_t* length) {
-  if (v.IsTypedArray()) {
-    Napi::TypedArray ta = v.As<Napi::TypedArray>();
-    *data = static_cast<char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    *length = ta.ByteLength();
-    return true;
-  }
-  if (v.IsDataView()) {
-    Napi::DataView dv = v.As<Napi::DataView>();
-    *data = static_cast<char*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
-    *length = dv.ByteLength();
-    return true;
-  }
-  return false;
-}
 
 bool ParseAdvice(const std::string& name, Advice* out) {
   static const struct {
@@ -166,7 +148,7 @@ char* MappedRegion::Span(const Napi::CallbackInfo& info, size_t* length, size_t*
   Napi::Env env = info.Env();
   CheckMapped(env);
   char* data = nullptr;
-  if (!ViewBytes(info[0], &data, length)) ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBufferView");
+  if (!ViewData(info[0], &data, length)) ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBufferView");
   double o = info[1].ToNumber().DoubleValue();
   if (!IsUint(o, static_cast<double>(map_->length())) || *length > map_->length() - static_cast<size_t>(o)) {
     ThrowRange(env, "ERR_OUT_OF_RANGE", "range exceeds the region");

@@ -2,10 +2,10 @@
 
 #include <stdlib.h>
 
-#include <cmath>
 #include <cstdint>
 
 #include "errors.h"
+#include "values.h"
 
 namespace blockring {
 
@@ -15,7 +15,7 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   double align = info[1].ToNumber().DoubleValue();
   bool v8_only = info[2].ToBoolean();
   // lib/ validated both; these checks only keep native code safe.
-  if (!(size >= 0 && size <= 9007199254740991.0) || std::floor(size) != size) {
+  if (!IsUint(size, kMaxSafeInteger)) {
     ThrowRange(env, "ERR_OUT_OF_RANGE", "size out of range");
   }
   if (!(align >= 1 && align <= (1 << 30)) || (static_cast<uint64_t>(align) & (static_cast<uint64_t>(align) - 1))) {

@@ -8,36 +8,18 @@
 
 #include "../engine/factory.h"
 #include "errors.h"
+#include "values.h"
 #include "records.h"
 
 namespace blockring {
 namespace {
 
-constexpr double kMaxSafe = 9007199254740991.0;  // 2^53 - 1
+constexpr double kMaxSafe = kMaxSafeInteger;
 
 class DiscardSink final : public CompletionSink {
  public:
   bool OnComplete(Request*) override { return true; }
 };
-
-bool IsUint(double v, double max) { return v >= 0 && v <= max && std::floor(v) == v; }
-
-// Data pointer and length of any ArrayBufferView.
-bool ViewData(Napi::Value v, char** data, size_t* length) {
-  if (v.IsTypedArray()) {
-    Napi::TypedArray ta = v.As<Napi::TypedArray>();
-    *data = static_cast<char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    *length = ta.ByteLength();
-    return true;
-  }
-  if (v.IsDataView()) {
-    Napi::DataView dv = v.As<Napi::DataView>();
-    *data = static_cast<char*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
-    *length = dv.ByteLength();
-    return true;
-  }
-  return false;
-}
 
 double* Float64Data(Napi::Env env, Napi::Object opts, const char* key, uint32_t* cap, uint32_t stride) {
   Napi::Value v = opts.Get(key);
