@@ -1,25 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
 describe('basic I/O on io_uring', () => {
-  let t: ReturnType<typeof tempDir>;
   let ring: Ring;
   let dev: BlockDevice;
   let file: string;
-
-  beforeEach(async () => {
-    t = tempDir();
-    file = path.join(t.dir, 'disk.img');
-    ring = new Ring({ depth: 64 });
-    dev = await ring.open(file, { create: true, size: 1 << 20 });
-  });
-  afterEach(async () => {
-    await ring.close();
-    t.cleanup();
+  withDevice({ ring: { depth: 64 }, open: { size: 1 << 20 }, name: 'disk.img' }, (f) => {
+    ({ ring, dev, file } = f);
   });
 
   it('reports the engine and depth', () => {

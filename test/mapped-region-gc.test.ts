@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -24,20 +24,11 @@ async function collectUntil(cond: () => boolean): Promise<boolean> {
 // An unreachable region (and its buffer) is unmapped by its finalizer; a
 // buffer still reachable keeps the mapping alive after its region is gone.
 describe.skipIf(!gc)('mapped region: GC unmaps', () => {
-  let t: ReturnType<typeof tempDir>;
   let ring: Ring;
   let dev: BlockDevice;
   let file: string;
-
-  beforeEach(async () => {
-    t = tempDir();
-    file = path.join(t.dir, 'gc.img');
-    ring = new Ring({ depth: 16 });
-    dev = await ring.open(file, { create: true, size: 1 << 20 });
-  });
-  afterEach(async () => {
-    await ring.close();
-    t.cleanup();
+  withDevice({ ring: { depth: 16 }, open: { size: 1 << 20 }, name: 'gc.img' }, (f) => {
+    ({ ring, dev, file } = f);
   });
 
   it('unmaps an unreachable region', async () => {

@@ -1,27 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
 // region.buffer is the file's page cache: what it writes, the device API and
 // node:fs read, and the other way round, with no copy in between.
 describe('mapped region: zero-copy buffer', () => {
-  let t: ReturnType<typeof tempDir>;
   let ring: Ring;
   let dev: BlockDevice;
   let file: string;
-
-  beforeEach(async () => {
-    t = tempDir();
-    file = path.join(t.dir, 'disk.img');
-    ring = new Ring({ depth: 16 });
-    dev = await ring.open(file, { create: true, size: 1 << 20 });
-  });
-  afterEach(async () => {
-    await ring.close();
-    t.cleanup();
+  withDevice({ ring: { depth: 16 }, open: { size: 1 << 20 }, name: 'disk.img' }, (f) => {
+    ({ ring, dev, file } = f);
   });
 
   it('writes through the buffer reach dev.read() and node:fs', async () => {

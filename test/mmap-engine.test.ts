@@ -1,27 +1,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { BlockringError, Ring, type BlockDevice } from '../dist/lib/index.js';
-import { rng, tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
+import { rng } from './helpers/tmp';
 
 // The mmap engine serves the same requests with the same results, tags,
 // batches and errors as the other engines.
 describe('mmap engine', () => {
-  let t: ReturnType<typeof tempDir>;
   let ring: Ring;
   let dev: BlockDevice;
   let file: string;
-
-  beforeEach(async () => {
-    t = tempDir();
-    file = path.join(t.dir, 'disk.img');
-    ring = new Ring({ engine: 'mmap', depth: 32 });
-    dev = await ring.open(file, { create: true, size: 1 << 20 });
-  });
-  afterEach(async () => {
-    await ring.close();
-    t.cleanup();
+  withDevice({ ring: { engine: 'mmap', depth: 32 }, open: { size: 1 << 20 }, name: 'disk.img' }, (f) => {
+    ({ ring, dev, file } = f);
   });
 
   it('reports its name and depth', () => {
@@ -124,7 +116,7 @@ describe('mmap engine', () => {
   });
 
   it('never serves a closed device from its old mapping when the handle is reused', async () => {
-    const other = path.join(t.dir, 'other.img');
+    const other = path.join(path.dirname(file), 'other.img');
     fs.writeFileSync(other, Buffer.alloc(1 << 20, 0xbb));
     await dev.write(Buffer.alloc(4096, 0xaa), 0);
     const handle = dev.handle;

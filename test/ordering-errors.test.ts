@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { BlockIoError, Ring, type BlockDevice, type NullFault } from '../dist/lib/index.js';
+import { BlockIoError, Ring, type BlockDevice, type NullFault, type RequestResult } from '../dist/lib/index.js';
 import { tempDir } from './helpers/tmp';
 
 const B = 4096;
@@ -53,7 +53,7 @@ describe('failed tagged requests release the queue (null engine)', () => {
       { op: 'flush', dev, tag: 'ordered' },
       { op: 'write', dev, buffer: buf, offset: 0, tag: 'ordered', fua: true },
       { op: 'flush', dev, tag: 'ordered' },
-    ])) as [{ issued?: number; completed?: number; error?: BlockIoError }, ...{ issued?: number; completed?: number; error?: BlockIoError }[]];
+    ])) as [RequestResult, RequestResult, RequestResult, RequestResult];
     expect(fl!.error).toMatchObject({ code: 'ENOSPC', syscall: 'fdatasync', op: 'flush' });
     expect(w1.error).toBeUndefined();
     expect(w2!.error).toBeUndefined();

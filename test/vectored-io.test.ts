@@ -1,24 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 
 import { Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
-let t: ReturnType<typeof tempDir>;
 let ring: Ring;
 let dev: BlockDevice;
 let file: string;
-
-beforeEach(async () => {
-  t = tempDir();
-  file = path.join(t.dir, 'img');
-  ring = new Ring({ depth: 16 });
-  dev = await ring.open(file, { create: true, size: 1 << 20 });
-});
-afterEach(async () => {
-  await ring.close();
-  t.cleanup();
+withDevice({ ring: { depth: 16 }, open: { size: 1 << 20 }, name: 'img' }, (f) => {
+  ({ ring, dev, file } = f);
 });
 
 it('writev gathers and readv scatters across buffers of mixed sizes and types', async () => {

@@ -10,7 +10,7 @@
 // arrival point: every completion before it is <= seenC, every later one > seenC.
 import path from 'node:path';
 
-import { OP, Ring, TAG } from '../../dist/lib/index.js';
+import { OP, Ring, TAG, type BlockDevice } from '../../dist/lib/index.js';
 import { rng, tempDir } from './tmp';
 
 export interface Traced {
@@ -49,7 +49,7 @@ export async function runTaggedStream(o: StreamOptions): Promise<Traced[]> {
   const t = tempDir();
   const ring = new Ring({ engine: 'null', depth: o.depth, trace: true, nullEngine: { latencyUs: o.latencyUs, seed: o.seed } });
   try {
-    const devs = [];
+    const devs: BlockDevice[] = [];
     for (let i = 0; i < o.devices; i++) devs.push(await ring.open(path.join(t.dir, `dev${i}`), { create: true, size: 1 << 20 }));
     const raw = ring.raw;
     raw.registerBuffers([Buffer.alloc(BLOCK * 8)]);
