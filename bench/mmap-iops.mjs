@@ -6,7 +6,7 @@
 // that load from elsewhere on the machine hits them alike; the median is
 // reported.
 //
-//   npm run build && node bench/mmap-iops.mjs [--size-mib 256] [--depth 32] [--seconds 2] [--rounds 3] [--file path]
+//   npm run rebuild && node bench/mmap-iops.mjs [--size-mib 256] [--depth 32] [--seconds 2] [--rounds 3] [--file path]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
