@@ -209,7 +209,8 @@ export function runCompare(jobs: CompareJob[], target: Target, opts: CompareOpti
         rs.length ? median(rs).toFixed(2) : c.name === first ? '1.00' : '', rs.map((x) => x.toFixed(2)).join(' ')]);
       contJson.push({ name: c.name, medianIops: med, ratioOfFirst: rs.length ? median(rs) : null, ratiosPerRound: rs, rounds: c.rounds });
     }
-    lines.push(`### ${cj.label} (${describeJob(cj.job)}, ${cj.job.runtime}s x ${opts.rounds} rounds)`, '');
+    const desc = describeJob(cj.job);
+    lines.push(`### ${cj.label === desc ? desc : `${cj.label} (${desc})`}, ${cj.job.runtime}s x ${opts.rounds} rounds`, '');
     lines.push(table(['contender', 'IOPS (median)', 'MiB/s', 'clat p50 µs', 'p99', 'p99.9', 'max', 'usr/sys %', `${first} ÷ this`, 'per round'],
       rows, [false, true, true, true, true, true, true, true, true, false]), '');
     for (const g of cj.goals) {

@@ -47,10 +47,10 @@ const shortNum = (n: number): string => (n >= 1e6 ? `${+(n / 1e6).toFixed(2)}M` 
 
 /** One line chart per panel: IOPS (y, linear) against iodepth (x, log2). */
 export function svgChart(title: string, panels: { title: string; series: Series[] }[]): string {
-  const W = 760;
+  const W = 820;
   const PH = 340;
   const L = 70;
-  const R = 210;
+  const R = 250;
   const T = 40;
   const B = 40;
   const H = 30 + panels.length * PH;

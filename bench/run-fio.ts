@@ -17,7 +17,7 @@ export function fioArgs(job: JobSpec, target: Target, ioengine: string): string[
   const a = [
     '--name=bench', `--filename=${target.path.replace(/:/g, '\\:')}`, `--rw=${job.rw}`, `--bs=${job.bs}`,
     `--iodepth=${job.iodepth}`, `--ioengine=${ioengine}`, `--direct=${job.direct ? 1 : 0}`, `--size=${target.size}`,
-    `--runtime=${job.runtime}`, '--time_based',
+    `--runtime=${Math.max(1, Math.round(job.runtime * 1000))}ms`, '--time_based',
     // Same conditions as ours: keep the page cache (the file was just written),
     // pick blocks independently at random, report percentiles we report.
     '--invalidate=0', '--norandommap', '--percentile_list=50:99:99.9', '--unified_rw_reporting=both',
