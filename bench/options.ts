@@ -23,6 +23,11 @@ export interface JobSpec {
   api: Api;
   /** Requests per ring.submit() for --api batch. */
   batch: number;
+  /**
+   * Raw API: most records per raw.submit() (fio's iodepth_batch_submit);
+   * 0 resubmits all of a completion callback's slots in one call.
+   */
+  submitBatch: number;
   /** Stop after this many requests instead of after runtime (0: time-based). */
   requests: number;
 }
@@ -98,6 +103,9 @@ job options (fio names and meanings):
   --filename PATH    file or block device (default: a temp file, filled, then removed)
   --api promise|batch|raw[,..]  blockring API (default raw)
   --batch N          requests per ring.submit() with --api batch (default iodepth/4)
+  --iodepth_batch_submit N  with --api raw: at most N records per raw.submit() (fio's option;
+                     fio's default is 1); default 0: all slots freed by one completion
+                     callback go in one submit call
   --requests N       stop after N requests instead of runtime; reports RSS at start and end
 
 output:
@@ -126,6 +134,7 @@ export function parseCli(argv: string[]): Cli | null {
       filename: { type: 'string' },
       api: { type: 'string' },
       batch: { type: 'string' },
+      iodepth_batch_submit: { type: 'string' },
       requests: { type: 'string' },
       json: { type: 'boolean' },
       compare: { type: 'boolean' },
@@ -138,7 +147,7 @@ export function parseCli(argv: string[]): Cli | null {
   });
   if (values.help) return null;
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  const jobKeys = ['rw', 'rwmixread', 'bs', 'iodepth', 'direct', 'size', 'runtime', 'filename', 'requests', 'batch'] as const;
+  const jobKeys = ['rw', 'rwmixread', 'bs', 'iodepth', 'direct', 'size', 'runtime', 'filename', 'requests', 'batch', 'iodepth_batch_submit'] as const;
   const defaults = jobKeys.every((k) => values[k] === undefined);
   const apis = list(values.api ?? 'raw', APIS, '--api');
   const depths = (values.iodepth ?? '32').split(',').map((s) => parseUint(s, '--iodepth', 1));
@@ -154,6 +163,7 @@ export function parseCli(argv: string[]): Cli | null {
     filename: values.filename ?? '',
     engine: values.engine ?? 'auto',
     requests: values.requests === undefined ? 0 : parseUint(values.requests, '--requests', 1),
+    submitBatch: parseUint(values.iodepth_batch_submit ?? '0', '--iodepth_batch_submit'),
   };
   const jobs: JobSpec[] = [];
   for (const iodepth of depths) {
@@ -179,7 +189,7 @@ export function parseCli(argv: string[]): Cli | null {
 export function jobArgs(job: JobSpec): string[] {
   const a = ['--rw', job.rw, '--bs', String(job.bs), '--iodepth', String(job.iodepth), '--engine', job.engine,
     '--direct', job.direct ? '1' : '0', '--size', String(job.size), '--runtime', String(job.runtime),
-    '--api', job.api, '--batch', String(job.batch)];
+    '--api', job.api, '--batch', String(job.batch), '--iodepth_batch_submit', String(job.submitBatch)];
   if (job.rw === 'randrw') a.push('--rwmixread', String(job.rwmixread));
   if (job.filename) a.push('--filename', job.filename);
   if (job.requests) a.push('--requests', String(job.requests));
@@ -189,5 +199,6 @@ export function jobArgs(job: JobSpec): string[] {
 export function describeJob(job: JobSpec): string {
   const bs = job.bs % (1 << 20) === 0 ? `${job.bs >> 20}m` : job.bs % 1024 === 0 ? `${job.bs >> 10}k` : `${job.bs}`;
   const mix = job.rw === 'randrw' ? `(${job.rwmixread}% read)` : '';
-  return `${job.rw}${mix} bs=${bs} iodepth=${job.iodepth}${job.direct ? ' direct' : ''}`;
+  const sb = job.api === 'raw' && job.submitBatch ? ` submit_batch=${job.submitBatch}` : '';
+  return `${job.rw}${mix} bs=${bs} iodepth=${job.iodepth}${job.direct ? ' direct' : ''}${sb}`;
 }

@@ -168,27 +168,40 @@ function runRaw(ring: Ring, dev: BlockDevice, job: JobSpec, w: Workload): Promis
   };
   const submit = (count: number): void => {
     raw.submit(count);
-    // One timestamp per batch, taken after the submission call returns:
-    // fio's clat for io_uring also starts after io_uring_enter().
+    // One timestamp per submission call, taken after it returns: fio's
+    // clat for io_uring also starts after io_uring_enter().
     const t = nowNs();
     for (let j = 0; j < count; j++) submitted[sq[j * 8]!] = t;
     inflight += count;
+  };
+  // Records fill slots 0..chunk-1; a full chunk is submitted at once.
+  const chunk = job.submitBatch || job.iodepth;
+  let pending = 0;
+  const add = (id: number): void => {
+    prepare(pending++, id);
+    if (pending === chunk) {
+      submit(pending);
+      pending = 0;
+    }
+  };
+  const flush = (): void => {
+    if (pending) submit(pending);
+    pending = 0;
   };
 
   return new Promise<JobResult>((resolve, reject) => {
     raw.onComplete = (cq, count) => {
       try {
         const t = nowNs();
-        let next = 0;
         for (let i = 0; i < count; i++) {
           const id = cq[i * 4]!;
           const res = cq[i * 4 + 1]!;
           run.hist.record(t - submitted[id]!);
           run.done(res < 0 ? 0 : res, bs, isWrite[id] === 1, res < 0 ? new Error(`raw request failed: errno ${-res}`) : null);
           inflight--;
-          if (run.take(t)) prepare(next++, id);
+          if (run.take(t)) add(id);
         }
-        if (next) submit(next);
+        flush();
         if (inflight === 0) {
           raw.onComplete = null;
           resolve(run.result('raw API: one timestamp per submission call and per completion callback'));
@@ -198,9 +211,8 @@ function runRaw(ring: Ring, dev: BlockDevice, job: JobSpec, w: Workload): Promis
         reject(e);
       }
     };
-    let n = 0;
     const t = nowNs();
-    while (n < job.iodepth && run.take(t)) prepare(n, n), n++;
-    submit(n);
+    for (let id = 0; id < job.iodepth && run.take(t); id++) add(id);
+    flush();
   });
 }
