@@ -3,13 +3,15 @@
 // fio and node:fs (--compare). `npm run bench` runs the default suite.
 import os from 'node:os';
 
-import { barSuite, runCompare, standardContenders, writeCompare, type CompareJob } from './compare';
+import {
+  barSuite, blockringContender, fioContender, runCompare, standardContenders, writeCompare, type CompareJob,
+} from './compare';
 import { describeJob, parseCli, USAGE, UsageError, type JobSpec } from './options';
 import { resultsTable } from './report';
 import { runBlockring } from './run-blockring';
 import { FIO_INSTALL, fioVersion } from './run-fio';
 import { runNodeFs } from './run-node-fs';
-import { prepareTarget, type JobResult, type Target } from './workload';
+import { DEFAULT_SIZE, prepareTarget, type JobResult, type Target } from './workload';
 
 function defaultSuite(base: JobSpec): JobSpec[] {
   const j = (over: Partial<JobSpec>): JobSpec => ({ ...base, rw: 'randread', bs: 4096, iodepth: 32, direct: false, runtime: 2, ...over });
@@ -69,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
     process.exit(130);
   });
   try {
-    if (!cli.quiet && !first.filename) progress(`creating and filling a ${first.size || '256 MiB'} temporary file...`);
+    if (!cli.quiet && !first.filename) progress(`creating and filling a ${(first.size || DEFAULT_SIZE) / 1048576} MiB temporary file...`);
     target = prepareTarget(first.filename, first.size);
     const sized = (j: JobSpec): JobSpec => ({ ...j, size: target!.size, filename: target!.path });
 
@@ -81,7 +83,10 @@ async function main(argv: string[]): Promise<number> {
       if (cli.defaults) {
         ({ jobs, pending } = barSuite(sized(first), fio !== null));
       } else {
-        const contenders = standardContenders(cli.apis, fio !== null);
+        // The null engine does no I/O: its peer is fio's null engine, nothing else.
+        const contenders = first.engine === 'null'
+          ? [...cli.apis.map((a) => blockringContender(a)), ...(fio ? [fioContender('null')] : [])]
+          : standardContenders(cli.apis, fio !== null);
         jobs = cli.jobs.filter((j) => j.api === cli.apis[0]).map((j) => ({ label: describeJob(j), job: sized(j), contenders, goals: [] }));
       }
       const command = `blockring-bench ${argv.join(' ')}`.trim();
@@ -103,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
     if (cli.json) {
       process.stdout.write(`${JSON.stringify({ machine: machine(), target: { path: target.path, size: target.size }, results }, null, 2)}\n`);
     } else {
-      const where = first.filename ? target.path : `a temporary ${target.size >> 20} MiB file in ${os.tmpdir()}`;
+      const where = first.filename ? target.path : `a temporary ${target.size / 1048576} MiB file in ${os.tmpdir()}`;
       process.stdout.write(`blockring-bench on ${where} (${os.availableParallelism()} cores, Linux ${os.release()})\n\n`);
       process.stdout.write(`${resultsTable(results)}\n`);
       for (const line of rssLines(results)) process.stdout.write(`\n${line}\n`);
