@@ -79,8 +79,9 @@ describe('blockring-bench CLI', () => {
   });
 
   it('stops after --requests exactly and reports RSS', () => {
-    const r = bench(['--rw', 'read', '--bs', '512', '--iodepth', '8', '--size', '64k', '--requests', '5000', '--json',
-      '--filename', path.join(t.dir, 'f')]);
+    // Chunks of 3 records per raw.submit() out of 8 slots: full chunks and remainders.
+    const r = bench(['--rw', 'read', '--bs', '512', '--iodepth', '8', '--iodepth_batch_submit', '3', '--size', '64k',
+      '--requests', '5000', '--json', '--filename', path.join(t.dir, 'f')]);
     expect(r.status).toBe(0);
     const [x] = (JSON.parse(r.stdout) as { results: Result[] }).results;
     checkCounts(x!);
