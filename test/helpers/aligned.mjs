@@ -1,17 +1,18 @@
-// Page-aligned memory for O_DIRECT tests without a native helper: V8 maps a
-// WebAssembly.Memory's backing store at a page boundary, so offsets that are
-// multiples of 4096 inside it are 4096-aligned addresses.
+// Aligned memory for O_DIRECT tests: one allocAligned() slab carved into
+// 4096-aligned buffers.
+import { createRequire } from 'node:module';
 
-const WASM_PAGE = 65536;
+const { allocAligned } = createRequire(import.meta.url)('../../dist/lib/index.js');
+
 export const ALIGN = 4096;
 
 export class AlignedArena {
-  #memory;
+  #slab;
   #next = 0;
 
   /** @param {number} bytes capacity */
   constructor(bytes) {
-    this.#memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / WASM_PAGE) });
+    this.#slab = allocAligned(Math.ceil(bytes / ALIGN) * ALIGN, ALIGN);
   }
 
   /**
@@ -22,9 +23,9 @@ export class AlignedArena {
   alloc(size) {
     const start = this.#next;
     const end = start + Math.ceil(size / ALIGN) * ALIGN;
-    if (end > this.#memory.buffer.byteLength) throw new RangeError('aligned arena exhausted');
+    if (end > this.#slab.length) throw new RangeError('aligned arena exhausted');
     this.#next = end;
-    return Buffer.from(this.#memory.buffer, start, size);
+    return this.#slab.subarray(start, start + size);
   }
 
   /** Makes all memory reusable (callers must be done with earlier buffers). */

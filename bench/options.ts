@@ -1,0 +1,204 @@
+// Job description and the fio-like command line.
+import { parseArgs } from 'node:util';
+
+export type Rw = 'read' | 'write' | 'randread' | 'randwrite' | 'randrw';
+export type Api = 'promise' | 'batch' | 'raw';
+const RWS: readonly Rw[] = ['read', 'write', 'randread', 'randwrite', 'randrw'];
+const APIS: readonly Api[] = ['promise', 'batch', 'raw'];
+
+/** One job: what fio calls a job section. */
+export interface JobSpec {
+  rw: Rw;
+  /** Percentage of reads in randrw. */
+  rwmixread: number;
+  bs: number;
+  iodepth: number;
+  direct: boolean;
+  /** Bytes of the file (or device) the job covers. */
+  size: number;
+  /** Seconds. */
+  runtime: number;
+  filename: string;
+  engine: string;
+  api: Api;
+  /** Requests per ring.submit() for --api batch. */
+  batch: number;
+  /**
+   * Raw API: most records per raw.submit() (fio's iodepth_batch_submit);
+   * 0 resubmits all of a completion callback's slots in one call.
+   */
+  submitBatch: number;
+  /** Stop after this many requests instead of after runtime (0: time-based). */
+  requests: number;
+}
+
+export class UsageError extends Error {}
+
+const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** fio-style sizes: 4k, 1m, 2g (binary units), or plain bytes. */
+export function parseSize(text: string, what: string): number {
+  const m = /^(\d+)([kmgt]?)(i?b)?$/i.exec(text.trim());
+  if (!m) throw new UsageError(`${what}: not a size: '${text}'`);
+  const n = Number(m[1]) * UNITS[m[2]!.toLowerCase()]!;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${what}: out of range: '${text}'`);
+  return n;
+}
+
+/** Durations in seconds, with an optional s/ms/m suffix. */
+export function parseSeconds(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`${what}: not a duration: '${text}'`);
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n / 1000 : m[2] === 'm' ? n * 60 : n;
+}
+
+function parseUint(text: string, what: string, min = 0): number {
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${what}: not an integer: '${text}'`);
+  const n = Number(text);
+  if (n < min) throw new UsageError(`${what}: must be at least ${min}`);
+  return n;
+}
+
+function parseBool(text: string | boolean | undefined): boolean {
+  if (text === undefined || text === false) return false;
+  if (text === true) return true;
+  return !['0', 'false', 'no', 'off'].includes(text.toLowerCase());
+}
+
+function list<T extends string>(text: string, allowed: readonly T[], what: string): T[] {
+  return text.split(',').map((s) => {
+    if (!allowed.includes(s as T)) throw new UsageError(`${what}: '${s}' is not one of ${allowed.join('|')}`);
+    return s as T;
+  });
+}
+
+export interface Cli {
+  /** Jobs to run; lists (--iodepth 1,32,128) expand to one job each. */
+  jobs: JobSpec[];
+  /** True when no job option was given (run a default suite). */
+  defaults: boolean;
+  apis: Api[];
+  json: boolean;
+  compare: boolean;
+  rounds: number;
+  out: string;
+  contender: string | null;
+  quiet: boolean;
+}
+
+export const USAGE = `usage: blockring-bench [options]
+
+With no options, runs a default suite of blockring jobs on a temporary file.
+
+job options (fio names and meanings):
+  --rw read|write|randread|randwrite|randrw   access pattern (default randread)
+  --rwmixread N      percent reads for randrw (default 50)
+  --bs SIZE          block size, e.g. 4k, 1m (default 4k)
+  --iodepth N[,N..]  requests kept in flight (default 32; a list runs one job per depth)
+  --engine NAME      blockring engine, passed to new Ring({ engine }) (default auto)
+  --direct 0|1       O_DIRECT (default 0)
+  --size SIZE        bytes covered (default 256m; a block device: its size)
+  --runtime SECONDS  time per job (default 5, 2 in suites)
+  --filename PATH    file or block device (default: a temp file, filled, then removed)
+  --api promise|batch|raw[,..]  blockring API (default raw)
+  --batch N          requests per ring.submit() with --api batch (default iodepth/4)
+  --iodepth_batch_submit N  with --api raw: at most N records per raw.submit() (fio's option;
+                     fio's default is 1); default 0: all slots freed by one completion
+                     callback go in one submit call
+  --requests N       stop after N requests instead of runtime; reports RSS at start and end
+
+output:
+  --json             print results as JSON instead of a table
+  --compare          run the job(s) against fio (io_uring, libaio, psync), node:fs/promises
+                     and node:fs with UV_USE_IO_URING=1, interleaved over rounds; with no
+                     job options runs the issue-7 bar suite
+  --rounds N         rounds for --compare (default 3)
+  --out PREFIX       where --compare writes PREFIX.json and PREFIX.svg (default ./bench-compare)
+  -h, --help
+`;
+
+export function parseCli(argv: string[]): Cli | null {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      rw: { type: 'string' },
+      rwmixread: { type: 'string' },
+      bs: { type: 'string' },
+      iodepth: { type: 'string' },
+      engine: { type: 'string' },
+      direct: { type: 'string' },
+      size: { type: 'string' },
+      runtime: { type: 'string' },
+      filename: { type: 'string' },
+      api: { type: 'string' },
+      batch: { type: 'string' },
+      iodepth_batch_submit: { type: 'string' },
+      requests: { type: 'string' },
+      json: { type: 'boolean' },
+      compare: { type: 'boolean' },
+      rounds: { type: 'string' },
+      out: { type: 'string' },
+      contender: { type: 'string' }, // internal: --compare runs each contender as a child
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return null;
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const jobKeys = ['rw', 'rwmixread', 'bs', 'iodepth', 'direct', 'size', 'runtime', 'filename', 'requests', 'batch', 'iodepth_batch_submit'] as const;
+  const defaults = jobKeys.every((k) => values[k] === undefined);
+  const apis = list(values.api ?? 'raw', APIS, '--api');
+  const depths = (values.iodepth ?? '32').split(',').map((s) => parseUint(s, '--iodepth', 1));
+  const rwmixread = parseUint(values.rwmixread ?? '50', '--rwmixread');
+  if (rwmixread > 100) throw new UsageError('--rwmixread: must be 0..100');
+  const base = {
+    rw: list(values.rw ?? 'randread', RWS, '--rw')[0]!,
+    rwmixread,
+    bs: parseSize(values.bs ?? '4k', '--bs'),
+    direct: parseBool(values.direct),
+    size: values.size === undefined ? 0 : parseSize(values.size, '--size'),
+    runtime: parseSeconds(values.runtime ?? (values.compare ? '2' : '5'), '--runtime'),
+    filename: values.filename ?? '',
+    engine: values.engine ?? 'auto',
+    requests: values.requests === undefined ? 0 : parseUint(values.requests, '--requests', 1),
+    submitBatch: parseUint(values.iodepth_batch_submit ?? '0', '--iodepth_batch_submit'),
+  };
+  const jobs: JobSpec[] = [];
+  for (const iodepth of depths) {
+    for (const api of apis) {
+      const batch = values.batch === undefined ? Math.max(1, Math.floor(iodepth / 4)) : parseUint(values.batch, '--batch', 1);
+      jobs.push({ ...base, iodepth, api, batch: Math.min(batch, iodepth) });
+    }
+  }
+  return {
+    jobs,
+    defaults,
+    apis,
+    json: values.json ?? false,
+    compare: values.compare ?? false,
+    rounds: parseUint(values.rounds ?? '3', '--rounds', 1),
+    out: values.out ?? 'bench-compare',
+    contender: values.contender ?? null,
+    quiet: values.quiet ?? false,
+  };
+}
+
+/** The command-line options that reproduce a job (for child processes and reports). */
+export function jobArgs(job: JobSpec): string[] {
+  const a = ['--rw', job.rw, '--bs', String(job.bs), '--iodepth', String(job.iodepth), '--engine', job.engine,
+    '--direct', job.direct ? '1' : '0', '--size', String(job.size), '--runtime', String(job.runtime),
+    '--api', job.api, '--batch', String(job.batch), '--iodepth_batch_submit', String(job.submitBatch)];
+  if (job.rw === 'randrw') a.push('--rwmixread', String(job.rwmixread));
+  if (job.filename) a.push('--filename', job.filename);
+  if (job.requests) a.push('--requests', String(job.requests));
+  return a;
+}
+
+export function describeJob(job: JobSpec): string {
+  const bs = job.bs % (1 << 20) === 0 ? `${job.bs >> 20}m` : job.bs % 1024 === 0 ? `${job.bs >> 10}k` : `${job.bs}`;
+  const mix = job.rw === 'randrw' ? `(${job.rwmixread}% read)` : '';
+  const sb = job.api === 'raw' && job.submitBatch ? ` submit_batch=${job.submitBatch}` : '';
+  return `${job.rw}${mix} bs=${bs} iodepth=${job.iodepth}${job.direct ? ' direct' : ''}${sb}`;
+}

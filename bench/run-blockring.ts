@@ -1,0 +1,218 @@
+// blockring jobs through each of its three APIs.
+import { OP, Ring, type BlockDevice, type EngineName } from '../lib/index';
+import { LatencyHistogram } from './histogram';
+import type { JobSpec } from './options';
+import { alignedBuffer, makeResult, nowNs, Workload, type Counts, type JobResult, type Target } from './workload';
+
+export async function runBlockring(job: JobSpec, target: Target): Promise<JobResult> {
+  let depth = 1;
+  while (depth < job.iodepth) depth *= 2;
+  // The engine name goes to the ring as given: a missing engine reports its own error.
+  const ring = new Ring({ engine: job.engine as EngineName, depth: Math.min(depth, 32768) });
+  try {
+    const readOnly = job.rw === 'read' || job.rw === 'randread';
+    const dev = await ring.open(target.path, { direct: job.direct, readOnly });
+    const size = target.isBlockDevice ? Math.min(target.size || dev.size, dev.size) : target.size;
+    const run = job.api === 'raw' ? runRaw : job.api === 'batch' ? runBatch : runPromise;
+    const r = await run(ring, dev, job, new Workload(job, size));
+    r.contender = `blockring ${job.api} (${ring.engine})`;
+    return r;
+  } finally {
+    await ring.close();
+  }
+}
+
+// Shared bookkeeping: when to stop, and RSS samples for --requests.
+class Run {
+  readonly hist = new LatencyHistogram();
+  readonly counts: Counts = { reads: 0, writes: 0, errors: 0 };
+  firstError: unknown = null;
+  issued = 0;
+  stop = false;
+  readonly #deadline: number;
+  readonly #limit: number;
+  readonly #warmAt: number;
+  readonly #start = nowNs();
+  readonly #cpu = process.cpuUsage();
+  readonly #rssStart = process.memoryUsage.rss();
+  #rssWarm = 0;
+
+  constructor(readonly job: JobSpec) {
+    this.#deadline = this.#start + job.runtime * 1e9;
+    this.#limit = job.requests;
+    this.#warmAt = Math.min(100_000, Math.ceil(job.requests / 100));
+  }
+
+  /** Whether another request may be issued; counts it if so. */
+  take(now: number): boolean {
+    if (this.stop) return false;
+    if (this.#limit ? this.issued >= this.#limit : now >= this.#deadline) {
+      this.stop = true;
+      return false;
+    }
+    if (this.issued === this.#warmAt && this.#limit) this.#rssWarm = process.memoryUsage.rss();
+    this.issued++;
+    return true;
+  }
+
+  done(bytes: number, expected: number, write: boolean, error: unknown): void {
+    if (error !== null || bytes !== expected) {
+      this.counts.errors++;
+      this.firstError ??= error ?? new Error(`short transfer: ${bytes} of ${expected} bytes`);
+      this.stop = true;
+    } else if (write) {
+      this.counts.writes++;
+    } else {
+      this.counts.reads++;
+    }
+  }
+
+  result(note?: string): JobResult {
+    const elapsedMs = (nowNs() - this.#start) / 1e6;
+    const r = makeResult('', this.job, this.counts, this.hist, elapsedMs, process.cpuUsage(this.#cpu));
+    if (this.#limit) {
+      const end = process.memoryUsage.rss();
+      r.rss = { start: this.#rssStart, warm: this.#rssWarm || this.#rssStart, end };
+    }
+    if (note) r.note = note;
+    if (this.firstError) throw this.firstError;
+    return r;
+  }
+}
+
+// One async loop per in-flight slot: the way most code uses a Promise API.
+async function runPromise(_ring: Ring, dev: BlockDevice, job: JobSpec, w: Workload): Promise<JobResult> {
+  const mem = alignedBuffer(job.iodepth * job.bs);
+  const run = new Run(job);
+  const lane = async (slot: number): Promise<void> => {
+    const buf = mem.subarray(slot * job.bs, (slot + 1) * job.bs);
+    let t = nowNs();
+    while (run.take(t)) {
+      w.next();
+      const write = w.write;
+      let n = 0;
+      let err: unknown = null;
+      const t0 = nowNs();
+      try {
+        n = write ? await dev.write(buf, w.offset) : await dev.read(buf, w.offset);
+      } catch (e) {
+        err = e;
+      }
+      t = nowNs();
+      run.hist.record(t - t0);
+      run.done(n, job.bs, write, err);
+    }
+  };
+  const lanes: Promise<void>[] = [];
+  for (let i = 0; i < job.iodepth; i++) lanes.push(lane(i));
+  await Promise.all(lanes);
+  return run.result();
+}
+
+// iodepth / batch lanes, each awaiting one ring.submit() of `batch` requests.
+async function runBatch(ring: Ring, dev: BlockDevice, job: JobSpec, w: Workload): Promise<JobResult> {
+  const mem = alignedBuffer(job.iodepth * job.bs);
+  const run = new Run(job);
+  const lane = async (first: number, count: number): Promise<void> => {
+    const reqs = Array.from({ length: count }, (_, k) => ({
+      op: 'read' as 'read' | 'write',
+      dev,
+      buffer: mem.subarray((first + k) * job.bs, (first + k + 1) * job.bs),
+      offset: 0,
+    }));
+    const batch: typeof reqs = [];
+    let t = nowNs();
+    for (;;) {
+      batch.length = 0;
+      for (const r of reqs) {
+        if (!run.take(t)) break;
+        w.next();
+        r.op = w.write ? 'write' : 'read';
+        r.offset = w.offset;
+        batch.push(r);
+      }
+      if (batch.length === 0) return;
+      const t0 = nowNs();
+      const results = await ring.submit(batch);
+      t = nowNs();
+      run.hist.recordN(t - t0, batch.length);
+      for (let k = 0; k < batch.length; k++) {
+        run.done(results[k]!.bytes, job.bs, batch[k]!.op === 'write', results[k]!.error ?? null);
+      }
+    }
+  };
+  const lanes: Promise<void>[] = [];
+  for (let first = 0; first < job.iodepth; first += job.batch) lanes.push(lane(first, Math.min(job.batch, job.iodepth - first)));
+  await Promise.all(lanes);
+  return run.result('batch API: clat is per batch, from ring.submit() until its promise resolves');
+}
+
+// Records in ring.raw.sq, one registered buffer, completions in batches.
+// Each slot is resubmitted from the completion callback, so iodepth stay in flight.
+function runRaw(ring: Ring, dev: BlockDevice, job: JobSpec, w: Workload): Promise<JobResult> {
+  const raw = ring.raw;
+  if (job.iodepth > raw.capacity) throw new RangeError(`--iodepth for --api raw is at most ${raw.capacity}`);
+  const mem = alignedBuffer(job.iodepth * job.bs);
+  raw.registerBuffers([mem]);
+  const sq = raw.sq;
+  const submitted = new Float64Array(job.iodepth); // per slot: when its request was submitted
+  const isWrite = new Uint8Array(job.iodepth);
+  const bs = job.bs;
+  const run = new Run(job);
+  let inflight = 0;
+
+  const prepare = (slot: number, id: number): void => {
+    w.next();
+    isWrite[id] = w.write ? 1 : 0;
+    raw.prepare(slot, id, w.write ? OP.write : OP.read, dev, 0, id * bs, bs, w.offset);
+  };
+  const submit = (count: number): void => {
+    raw.submit(count);
+    // One timestamp per submission call, taken after it returns: fio's
+    // clat for io_uring also starts after io_uring_enter().
+    const t = nowNs();
+    for (let j = 0; j < count; j++) submitted[sq[j * 8]!] = t;
+    inflight += count;
+  };
+  // Records fill slots 0..chunk-1; a full chunk is submitted at once.
+  const chunk = job.submitBatch || job.iodepth;
+  let pending = 0;
+  const add = (id: number): void => {
+    prepare(pending++, id);
+    if (pending === chunk) {
+      submit(pending);
+      pending = 0;
+    }
+  };
+  const flush = (): void => {
+    if (pending) submit(pending);
+    pending = 0;
+  };
+
+  return new Promise<JobResult>((resolve, reject) => {
+    raw.onComplete = (cq, count) => {
+      try {
+        const t = nowNs();
+        for (let i = 0; i < count; i++) {
+          const id = cq[i * 4]!;
+          const res = cq[i * 4 + 1]!;
+          run.hist.record(t - submitted[id]!);
+          run.done(res < 0 ? 0 : res, bs, isWrite[id] === 1, res < 0 ? new Error(`raw request failed: errno ${-res}`) : null);
+          inflight--;
+          if (run.take(t)) add(id);
+        }
+        flush();
+        if (inflight === 0) {
+          raw.onComplete = null;
+          resolve(run.result('raw API: one timestamp per submission call and per completion callback'));
+        }
+      } catch (e) {
+        raw.onComplete = null;
+        reject(e);
+      }
+    };
+    const t = nowNs();
+    for (let id = 0; id < job.iodepth && run.take(t); id++) add(id);
+    flush();
+  });
+}
