@@ -346,30 +346,27 @@ const char* RingHandle::CheckRecord(const double* rec, const std::vector<View>& 
 }
 
 // Validates count records and accepts the valid ones. With atomic, one bad
-// record means none is accepted. Returns the failures (index, kind, code,
-// message) or an empty list.
-Napi::Value RingHandle::SubmitRecords(Napi::Env env, const double* sq, uint32_t count,
-                                      const std::vector<View>& views, bool raw, bool atomic) {
-  std::vector<uint8_t> bad(count, 0);
-  Napi::Array failures = Napi::Array::New(env);
-  uint32_t nfail = 0;
+// record means none is accepted. Returns the refused records (none on the
+// common path, which allocates nothing).
+std::vector<RingHandle::Failure> RingHandle::SubmitRecords(const double* sq, uint32_t count,
+                                                           const std::vector<View>& views, bool raw, bool atomic) {
+  std::vector<Failure> failures;
   char msg[256];
   for (uint32_t i = 0; i < count; i++) {
-    int kind;
-    const char* code;
-    const char* m = CheckRecord(sq + i * kSqStride, views, raw, &kind, &code, msg, sizeof(msg));
+    Failure f;
+    const char* m = CheckRecord(sq + i * kSqStride, views, raw, &f.kind, &f.code, msg, sizeof(msg));
     if (!m) continue;
-    bad[i] = 1;
-    Napi::Object f = Napi::Object::New(env);
-    f.Set("index", i);
-    f.Set("kind", kind);
-    f.Set("code", code);
-    f.Set("message", m);
-    failures.Set(nfail++, f);
+    f.index = i;
+    f.message = m;
+    failures.push_back(std::move(f));
   }
-  if (nfail && atomic) return failures;
+  if (!failures.empty() && atomic) return failures;
+  size_t next_bad = 0;
   for (uint32_t i = 0; i < count; i++) {
-    if (bad[i]) continue;
+    if (next_bad < failures.size() && failures[next_bad].index == i) {
+      next_bad++;
+      continue;
+    }
     const double* rec = sq + i * kSqStride;
     uint32_t w = static_cast<uint32_t>(rec[kSqOpWord]);
     Request* r = engine_->NewRequest();
@@ -417,6 +414,20 @@ Napi::Value RingHandle::SubmitRecords(Napi::Env env, const double* sq, uint32_t 
   return failures;
 }
 
+Napi::Array RingHandle::FailuresToJs(Napi::Env env, const std::vector<Failure>& failures) {
+  Napi::Array out = Napi::Array::New(env, failures.size());
+  for (uint32_t i = 0; i < failures.size(); i++) {
+    const Failure& f = failures[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", f.index);
+    o.Set("kind", f.kind);
+    o.Set("code", f.code);
+    o.Set("message", f.message);
+    out.Set(i, o);
+  }
+  return out;
+}
+
 int RingHandle::FindRegistered(const char* data, size_t length) const {
   // registered_order_ is sorted by start address; registered buffers do not
   // overlap in any way that matters (the first containing one wins).
@@ -455,7 +466,7 @@ Napi::Value RingHandle::Submit(const Napi::CallbackInfo& info) {
       ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBufferView");
     }
   }
-  return SubmitRecords(env, sq.Data(), static_cast<uint32_t>(count), views, false, info[3].ToBoolean());
+  return FailuresToJs(env, SubmitRecords(sq.Data(), static_cast<uint32_t>(count), views, false, info[3].ToBoolean()));
 }
 
 // submitRaw(count): records in rawSq, buffers from the registered table.
@@ -466,19 +477,17 @@ Napi::Value RingHandle::SubmitRaw(const Napi::CallbackInfo& info) {
   double count = info[0].ToNumber().DoubleValue();
   if (!IsUint(count, raw_sq_cap_)) ThrowRange(env, "ERR_OUT_OF_RANGE", "count exceeds the raw submission array");
   static const std::vector<View> kNone;
-  Napi::Array failures = SubmitRecords(env, raw_sq_, static_cast<uint32_t>(count), kNone, true, true).As<Napi::Array>();
-  if (failures.Length()) {
-    Napi::Object f = failures.Get(0u).As<Napi::Object>();
-    std::string m = "record " + std::to_string(f.Get("index").ToNumber().Uint32Value()) + ": " +
-                    f.Get("message").ToString().Utf8Value();
-    std::string code = f.Get("code").ToString().Utf8Value();
-    switch (f.Get("kind").ToNumber().Int32Value()) {
+  std::vector<Failure> failures = SubmitRecords(raw_sq_, static_cast<uint32_t>(count), kNone, true, true);
+  if (!failures.empty()) {
+    const Failure& f = failures[0];
+    std::string m = "record " + std::to_string(f.index) + ": " + f.message;
+    switch (f.kind) {
       case 0:
-        ThrowType(env, code.c_str(), m);
+        ThrowType(env, f.code, m);
       case 1:
-        ThrowRange(env, code.c_str(), m);
+        ThrowRange(env, f.code, m);
       default:
-        ThrowState(env, code.c_str(), m);
+        ThrowState(env, f.code, m);
     }
   }
   return Napi::Number::New(env, count);

@@ -40,8 +40,15 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
 
   const char* CheckRecord(const double* rec, const std::vector<View>& views, bool raw, int* kind, const char** code,
                           char* msg, size_t msg_len) const;
-  Napi::Value SubmitRecords(Napi::Env env, const double* sq, uint32_t count, const std::vector<View>& views, bool raw,
-                            bool atomic);
+  struct Failure {
+    uint32_t index = 0;
+    int kind = 0;  // 0 TypeError, 1 RangeError, 2 state error
+    const char* code = "";
+    std::string message;
+  };
+  std::vector<Failure> SubmitRecords(const double* sq, uint32_t count, const std::vector<View>& views, bool raw,
+                                     bool atomic);
+  static Napi::Array FailuresToJs(Napi::Env env, const std::vector<Failure>& failures);
   int FindRegistered(const char* data, size_t length) const;
   bool OnComplete(Request* r) override;
   void OnReadable();
