@@ -45,6 +45,7 @@ export interface RingHandleOptions {
   engine: string;
   depth: number;
   threads: number;
+  directSubmitBatch: number;
   trace: boolean;
   nullEngine?: NativeNullOptions;
   cq: Float64Array;

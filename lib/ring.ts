@@ -39,6 +39,12 @@ export interface RingOptions {
   engine?: EngineName;
   /** Worker threads of the threads engine (and libaio's helper). Default 4. */
   threads?: number;
+  /**
+   * io_uring: most SQEs per submission syscall when a batch holds O_DIRECT
+   * requests (0: no limit). Default 2: the block layer plugs larger
+   * submissions, holding the device back until the whole batch is issued.
+   */
+  directSubmitBatch?: number;
   /** Attach issue/completion sequence numbers to batch results. */
   trace?: boolean;
   /** With engine 'null': latency and fault injection (see README "null engine"). */
@@ -145,6 +151,10 @@ export class Ring implements DeviceOwner {
     if (threads < 1 || threads > 1024) {
       throw rangeError('ERR_OUT_OF_RANGE', `options.threads must be from 1 to 1024, got ${threads}`);
     }
+    const directSubmitBatch = o.directSubmitBatch === undefined ? 2 : checkUint(o.directSubmitBatch, 'options.directSubmitBatch');
+    if (directSubmitBatch > 65536) {
+      throw rangeError('ERR_OUT_OF_RANGE', `options.directSubmitBatch must be at most 65536, got ${directSubmitBatch}`);
+    }
     let nullEngine: NativeNullOptions | undefined;
     if (engine === 'null') nullEngine = normalizeNullEngine(o.nullEngine);
     else if (o.nullEngine !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', "options.nullEngine needs engine 'null'");
@@ -153,7 +163,7 @@ export class Ring implements DeviceOwner {
     const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
     try {
       this.#h = new native.RingHandle({
-        engine, depth, threads, trace: this.#trace, nullEngine, cq: this.#cq, rawSq, rawCq,
+        engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, cq: this.#cq, rawSq, rawCq,
         onComplete: (n, nraw) => this.#onComplete(n, nraw),
       });
     } catch (e) {
@@ -162,7 +172,7 @@ export class Ring implements DeviceOwner {
     this.#raw = new RawQueue(this.#h, rawSq, rawCq);
   }
 
-  /** The engine in use: 'io_uring', 'libaio' or 'threads'. */
+  /** The engine in use: 'io_uring', 'libaio', 'threads', 'mmap' or 'null'. */
   get engine(): string {
     return this.#h.engine;
   }

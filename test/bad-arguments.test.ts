@@ -32,6 +32,8 @@ describe('Ring options', () => {
     expect(() => new Ring({ engine: any('nope') })).toThrow(TypeError);
     expect(() => new Ring(any(5))).toThrow(TypeError);
     expect(() => new Ring({ trace: any('yes') })).toThrow(TypeError);
+    expect(() => new Ring({ directSubmitBatch: -1 })).toThrow(RangeError);
+    expect(() => new Ring({ directSubmitBatch: any('2') })).toThrow(TypeError);
   });
 });
 

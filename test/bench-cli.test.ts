@@ -4,27 +4,12 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { LatencyHistogram } from '../dist/bench/histogram.js';
+import type { JobResult } from '../dist/bench/workload.js';
 import { rng, tempDir } from './helpers/tmp';
 
 const CLI = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
 
-interface Result {
-  contender: string;
-  job: { rw: string; bs: number; iodepth: number; api: string; requests: number };
-  ios: number;
-  reads: number;
-  writes: number;
-  bytes: number;
-  readBytes: number;
-  writeBytes: number;
-  errors: number;
-  elapsedMs: number;
-  iops: number;
-  bw: number;
-  clat: { p50: number; p99: number; p999: number; max: number; mean: number };
-  cpu: { userMs: number; systemMs: number; usr: number; sys: number };
-  rss?: { start: number; warm: number; end: number };
-}
+type Result = JobResult;
 
 function bench(args: string[]): { status: number | null; stdout: string; stderr: string } {
   return spawnSync(process.execPath, [CLI, '--quiet', ...args], { encoding: 'utf8', timeout: 60_000 });

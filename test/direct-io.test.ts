@@ -100,3 +100,19 @@ it('the read-probing fallback finds the same alignment as statx', async () => {
     delete process.env.BLOCKRING_PROBE_ALIGNMENT;
   }
 });
+
+it('O_DIRECT batches submit correctly whatever the submission chunk', async () => {
+  const a = dev.offsetAlignment;
+  for (const directSubmitBatch of [0, 1, 2, 7]) {
+    const r = new Ring({ depth: 16, directSubmitBatch });
+    const d = await r.open(file, { direct: true });
+    const bufs = Array.from({ length: 40 }, (_, i) => allocAligned(a, d).fill((i + directSubmitBatch) & 0xff));
+    const w = await r.submit(bufs.map((buffer, i) => ({ op: 'write' as const, dev: d, buffer, offset: i * a })));
+    expect(w.every((x) => x.bytes === a)).toBe(true);
+    const back = Array.from({ length: 40 }, () => allocAligned(a, d));
+    const rr = await r.submit(back.map((buffer, i) => ({ op: 'read' as const, dev: d, buffer, offset: i * a })));
+    expect(rr.every((x) => x.bytes === a)).toBe(true);
+    back.forEach((b, i) => expect(b.equals(bufs[i]!)).toBe(true));
+    await r.close();
+  }
+});

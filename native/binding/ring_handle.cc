@@ -98,6 +98,12 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
   double depth = opts.Get("depth").ToNumber().DoubleValue();
   if (!IsUint(depth, 65536) || depth < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "depth out of range");
   choice.depth = static_cast<uint32_t>(depth);
+  Napi::Value batch = opts.Get("directSubmitBatch");
+  if (!batch.IsUndefined()) {
+    double n = batch.ToNumber().DoubleValue();
+    if (!IsUint(n, 65536)) ThrowRange(env, "ERR_OUT_OF_RANGE", "directSubmitBatch out of range");
+    choice.direct_submit_batch = static_cast<unsigned>(n);
+  }
   Napi::Value threads = opts.Get("threads");
   if (!threads.IsUndefined()) {
     double n = threads.ToNumber().DoubleValue();

@@ -31,6 +31,7 @@ BackendResult MakeBackend(const EngineChoice& choice) {
   if (name == "io_uring" || is_auto) {
     IoUringOptions opts;
     opts.depth = choice.depth;
+    opts.direct_submit_batch = choice.direct_submit_batch;
     std::string why;
     out.backend = MakeIoUringBackend(opts, &out.err, &why);
     if (out.backend || !is_auto) {

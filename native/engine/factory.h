@@ -10,8 +10,9 @@
 namespace blockring {
 
 struct EngineChoice {
-  std::string requested;  // "auto", "io_uring", "libaio", "threads"
+  std::string requested;  // "auto", "io_uring", "libaio", "threads", "mmap", "null"
   uint32_t depth = 256;
+  unsigned direct_submit_batch = 2;  // io_uring: most O_DIRECT SQEs per enter (0: no limit)
   unsigned threads = 4;   // worker threads for the threads engine and helpers
   NullOptions null_engine;  // engine "null" only
 };

@@ -27,7 +27,8 @@ class IoUringBackend final : public Backend {
  public:
   ~IoUringBackend() override { UringTeardown(&q_); }
 
-  int Setup(uint32_t depth, std::string* why) {
+  int Setup(uint32_t depth, unsigned direct_chunk, std::string* why) {
+    direct_chunk_ = direct_chunk;
     int r = UringSetup(depth, depth * 2, &q_);
     if (r < 0) {
       *why = "io_uring_setup failed";
@@ -65,6 +66,7 @@ class IoUringBackend final : public Backend {
   bool Prepare(Request* r) override {
     io_uring_sqe* sqe = UringGetSqe(&q_);
     if (!sqe) return false;
+    if (r->dev->config.direct) staged_direct_++;
     sqe->fd = r->dev->fd;
     sqe->user_data = reinterpret_cast<uintptr_t>(r);
     switch (r->op) {
@@ -124,7 +126,22 @@ class IoUringBackend final : public Backend {
     return true;
   }
 
-  int Submit() override { return UringEnter(&q_, 0); }
+  int Submit() override {
+    if (!staged_direct_ || !direct_chunk_) return UringEnter(&q_, 0);
+    // O_DIRECT: the block layer plugs any submission of more than two
+    // requests and starts the device only when the whole batch is issued.
+    // Submitting in small chunks lets the device start on the first
+    // requests while the kernel issues the rest (measured on virtio-blk at
+    // depth 32: ~15% more IOPS with chunks of 2; bench/RESULTS.md).
+    staged_direct_ = 0;
+    int total = 0;
+    while (UringSqPending(&q_)) {
+      int n = UringEnter(&q_, 0, direct_chunk_);
+      if (n <= 0) return total ? total : n;
+      total += n;
+    }
+    return total;
+  }
 
   unsigned Reap(AttemptSink* sink, unsigned max) override {
     unsigned total = 0;
@@ -176,13 +193,15 @@ class IoUringBackend final : public Backend {
   bool has_read_ = false;
   bool has_fixed_ = false;
   bool uring_discard_ = false;
+  unsigned staged_direct_ = 0;  // O_DIRECT requests among the staged SQEs
+  unsigned direct_chunk_ = 2;
 };
 
 }  // namespace
 
 std::unique_ptr<Backend> MakeIoUringBackend(const IoUringOptions& opts, int* err, std::string* why) {
   auto b = std::make_unique<IoUringBackend>();
-  int r = b->Setup(opts.depth, why);
+  int r = b->Setup(opts.depth, opts.direct_submit_batch, why);
   if (r < 0) {
     *err = r;
     return nullptr;

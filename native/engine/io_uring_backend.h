@@ -11,6 +11,9 @@ namespace blockring {
 
 struct IoUringOptions {
   uint32_t depth = 256;
+  // Most SQEs per io_uring_enter when the batch holds O_DIRECT requests
+  // (0: no limit). The block layer plugs submissions of more than two.
+  unsigned direct_submit_batch = 2;
 };
 
 // Creates the backend, or returns nullptr with *err = -errno and *why set

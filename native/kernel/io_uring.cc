@@ -131,12 +131,13 @@ unsigned UringSqPending(const UringQueue* q) {
   return q->sqe_tail - __atomic_load_n(q->sq_head, __ATOMIC_ACQUIRE);
 }
 
-int UringEnter(UringQueue* q, unsigned wait_nr) {
+int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit) {
   // Release makes the SQE contents visible before the kernel sees the new tail.
   if (*q->sq_tail != q->sqe_tail) __atomic_store_n(q->sq_tail, q->sqe_tail, __ATOMIC_RELEASE);
   // Everything published and not yet consumed, including SQEs a previous
   // enter left behind.
   unsigned to_submit = UringSqPending(q);
+  if (max_submit && to_submit > max_submit) to_submit = max_submit;
   unsigned flags = wait_nr ? IORING_ENTER_GETEVENTS : 0;
   if (!to_submit && !wait_nr) {
     if (!UringCqOverflowPending(q)) return 0;

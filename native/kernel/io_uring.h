@@ -52,9 +52,10 @@ io_uring_sqe* UringGetSqe(UringQueue* q);
 // SQEs handed out but not yet consumed by the kernel.
 unsigned UringSqPending(const UringQueue* q);
 
-// Publishes staged SQEs and enters the kernel. wait_nr > 0 blocks until that
-// many completions are available. Returns SQEs consumed or -errno.
-int UringEnter(UringQueue* q, unsigned wait_nr);
+// Publishes staged SQEs and enters the kernel, which consumes at most
+// max_submit of them (0: all). wait_nr > 0 blocks until that many
+// completions are available. Returns SQEs consumed or -errno.
+int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit = 0);
 
 // Completions ready to read, without a syscall.
 unsigned UringCqReady(const UringQueue* q);

@@ -16,20 +16,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 import { ALIGN, AlignedArena } from './aligned.mjs';
+import { rng } from './rng.mjs';
 
 const INDEX = fileURLToPath(new URL('../../dist/lib/index.js', import.meta.url));
-
-/** Deterministic PRNG (mulberry32), so a failure reproduces from its seed. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Buffers for the mode under test: page-aligned under O_DIRECT. */
 function allocator(ctx, capacity) {

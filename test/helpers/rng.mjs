@@ -1,0 +1,14 @@
+// Deterministic PRNG (mulberry32), so a failure reproduces from its seed.
+// Plain JS so worker threads and child processes can use it too.
+
+/** @param {number} seed @returns {() => number} uniform in [0, 1) */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
