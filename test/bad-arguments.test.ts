@@ -126,6 +126,10 @@ describe('batches', () => {
     expect(() => raw.submit(2)).toThrow(expect.objectContaining({ code: 'ERR_DEVICE_CLOSED' }));
     raw.prepare(1, 2, OP.read, dev, 0, 0, 1, -1);
     expect(() => raw.submit(2)).toThrow(RangeError);
+    raw.prepare(1, -2, OP.read, dev, 0, 0, 1, 0);
+    expect(() => raw.submit(2)).toThrow(TypeError);
+    raw.prepare(1, 1.5, OP.read, dev, 0, 0, 1, 0);
+    expect(() => raw.submit(2)).toThrow(TypeError);
     expect(() => raw.submit(1e9)).toThrow(RangeError);
     expect(ring.raw.registerBuffers.bind(ring.raw, any('x'))).toThrow(TypeError);
   });

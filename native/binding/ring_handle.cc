@@ -287,6 +287,7 @@ const char* RingHandle::CheckRecord(const double* rec, const std::vector<View>& 
     *code = c;
     return m;
   };
+  if (!IsUint(rec[kSqId], kMaxSafe)) return fail(0, "ERR_INVALID_ARG_VALUE", "request id must be a safe non-negative integer");
   double word = rec[kSqOpWord];
   if (!IsUint(word, 0xffffffff)) return fail(0, "ERR_INVALID_ARG_VALUE", "bad request record");
   uint32_t w = static_cast<uint32_t>(word);
