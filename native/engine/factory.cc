@@ -45,6 +45,7 @@ BackendResult MakeBackend(const EngineChoice& choice) {
     opts.depth = choice.depth;
     opts.threads = choice.threads;
     opts.buffered_to_threads = is_auto;
+    opts.direct_submit_batch = choice.direct_submit_batch;
     std::string why;
     int err = 0;
     out.backend = MakeLibaioBackend(opts, &err, &why);

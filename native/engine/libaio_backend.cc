@@ -48,7 +48,10 @@ bool ProbeAioFsync(AioContext* ctx) {
 class LibaioBackend final : public Backend {
  public:
   explicit LibaioBackend(const LibaioOptions& opts)
-      : depth_(opts.depth), buffered_to_threads_(opts.buffered_to_threads), helper_(opts.threads) {}
+      : depth_(opts.depth),
+        buffered_to_threads_(opts.buffered_to_threads),
+        direct_chunk_(opts.direct_submit_batch),
+        helper_(opts.threads) {}
 
   ~LibaioBackend() override { AioDestroy(&ctx_); }
 
@@ -88,6 +91,7 @@ class LibaioBackend final : public Backend {
       return true;
     }
     if (staged_ == iocbs_.size()) return false;
+    if (r->dev->config.direct) staged_direct_++;
     iocb* cb = &iocbs_[staged_++];
     memset(cb, 0, sizeof(*cb));
     cb->aio_data = reinterpret_cast<uintptr_t>(r);
@@ -119,8 +123,12 @@ class LibaioBackend final : public Backend {
     helper_.Kick();
     int total = 0;
     uint32_t pos = 0;
+    // Small chunks with O_DIRECT: a larger io_submit is plugged and the
+    // device starts only when the whole batch is issued (see io_uring).
+    uint32_t chunk = staged_direct_ && direct_chunk_ ? direct_chunk_ : staged_;
     while (pos < staged_) {
-      int r = AioSubmit(&ctx_, &ptrs_[pos], static_cast<long>(staged_ - pos));
+      uint32_t n = staged_ - pos < chunk ? staged_ - pos : chunk;
+      int r = AioSubmit(&ctx_, &ptrs_[pos], static_cast<long>(n));
       if (r > 0) {
         pos += static_cast<uint32_t>(r);
         total += r;
@@ -139,6 +147,7 @@ class LibaioBackend final : public Backend {
       pos++;
     }
     staged_ = 0;
+    staged_direct_ = 0;
     return total;
   }
 
@@ -165,6 +174,8 @@ class LibaioBackend final : public Backend {
  private:
   const uint32_t depth_;
   const bool buffered_to_threads_;
+  const unsigned direct_chunk_;
+  uint32_t staged_direct_ = 0;  // O_DIRECT iocbs among the staged ones
   AioContext ctx_;
   bool aio_fsync_ = false;
   int eventfd_ = -1;

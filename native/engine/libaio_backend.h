@@ -18,6 +18,9 @@ struct LibaioOptions {
   // when `auto` falls back to libaio.
   bool buffered_to_threads = false;
   unsigned threads = 4;
+  // Most iocbs per io_submit when O_DIRECT requests are staged (0: no
+  // limit): io_submit plugs larger batches, as io_uring_enter does.
+  unsigned direct_submit_batch = 2;
 };
 
 // Creates the backend, or returns nullptr with *err = -errno and *why set
