@@ -120,17 +120,14 @@ void Engine::Ready(Request* r) {
     if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
     return;
   }
-  r->prev = nullptr;
   r->next = nullptr;
   if (!backlog_head_) {
     backlog_head_ = backlog_tail_ = r;
-  } else if (r->tag == Tag::kHead && !r->issue_seq) {
+  } else if (r->tag == Tag::kHead) {
     // HEAD OF QUEUE goes ahead of every request still waiting for room.
     r->next = backlog_head_;
-    backlog_head_->prev = r;
     backlog_head_ = r;
   } else {
-    r->prev = backlog_tail_;
     backlog_tail_->next = r;
     backlog_tail_ = r;
   }
@@ -141,11 +138,7 @@ int Engine::Flush() {
     Request* r = backlog_head_;
     if (!backend_->Prepare(r)) break;
     backlog_head_ = r->next;
-    if (backlog_head_) {
-      backlog_head_->prev = nullptr;
-    } else {
-      backlog_tail_ = nullptr;
-    }
+    if (!backlog_head_) backlog_tail_ = nullptr;
     r->next = nullptr;
     in_backend_++;
     if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;

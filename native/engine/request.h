@@ -63,7 +63,6 @@ struct Request {
 
   // Engine queues: backlog (enabled, waiting for room) and the free list.
   Request* next = nullptr;
-  Request* prev = nullptr;
 
   void SetIovecs(uint32_t n) {
     if (n <= 2) {

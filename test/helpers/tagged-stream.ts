@@ -169,6 +169,18 @@ export function checkHeadOfQueue(recs: Traced[]): string[] {
   return bad;
 }
 
+/** Index of the first element of an ascending array greater than t. */
+function upperBound(sorted: number[], t: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /**
  * With room in the engine, a request is issued as soon as the rules allow
  * on its own device: at arrival, or in the reap pass that completes its last
@@ -180,14 +192,8 @@ export function checkPromptIssue(recs: Traced[]): string[] {
   const { barrierC, allC } = blockers(recs);
   const completions = recs.map((r) => r.completed).sort((a, b) => a - b);
   const nextCompletion = (t: number): number => {
-    let lo = 0;
-    let hi = completions.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (completions[mid]! <= t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < completions.length ? completions[lo]! : Infinity;
+    const i = upperBound(completions, t);
+    return i < completions.length ? completions[i]! : Infinity;
   };
   for (const r of recs) {
     const blocker = r.tag === TAG.head ? 0 : r.tag === TAG.ordered ? allC[r.id]! : barrierC[r.id]!;
@@ -208,16 +214,7 @@ export function checkPromptIssue(recs: Traced[]): string[] {
  */
 export function checkHeadFirstInLine(recs: Traced[], depth: number): string[] {
   const completions = recs.map((r) => r.completed).sort((a, b) => a - b);
-  const countUpTo = (t: number): number => {
-    let lo = 0;
-    let hi = completions.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (completions[mid]! <= t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
+  const countUpTo = (t: number): number => upperBound(completions, t);
   const heads = recs.filter((r) => r.tag === TAG.head);
   const bad: string[] = [];
   heads.forEach((h, i) => {
