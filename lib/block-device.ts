@@ -65,6 +65,8 @@ export class BlockDevice {
   /** With O_DIRECT: buffer addresses must be multiples of this (else 1). */
   readonly memoryAlignment: number;
   /** @internal */ _inflight = 0;
+  /** @internal resizes requested and not finished (close waits for them) */ _resizing = 0;
+  /** @internal resizes run one after another */ _resizeChain: Promise<void> = Promise.resolve();
   /** @internal */ _closing: Promise<void> | null = null;
   readonly #owner: DeviceOwner;
   #lastSize: number;

@@ -44,9 +44,11 @@ export class RawQueue {
    * in flight.
    */
   registerBuffers(buffers: ArrayBufferView[], options: { fixed?: boolean } = {}): boolean {
-    checkViews(buffers, 'buffers');
+    // checkViews copies the array: the ring pins the views through its own
+    // copy, whatever the caller later does with theirs.
+    const views = checkViews(buffers, 'buffers');
     try {
-      return this.#h.registerBuffers(buffers, options.fixed ?? true);
+      return this.#h.registerBuffers(views, options.fixed ?? true);
     } catch (e) {
       throw fromNative(e);
     }

@@ -295,22 +295,33 @@ export class Ring implements DeviceOwner {
 
   /** @internal */
   async _closeDevice(dev: BlockDevice): Promise<void> {
-    await this.#until(() => dev._inflight === 0);
+    await this.#until(() => dev._inflight === 0 && dev._resizing === 0);
     this.#h.closeDevice(dev.handle);
     this.#devices.delete(dev);
     this.#fds.delete(dev);
   }
 
   /** @internal */
-  async _resizeDevice(dev: BlockDevice, size: number): Promise<void> {
-    this.#flush();
-    await this.#until(() => dev._inflight === 0);
-    const fd = this.#fds.get(dev);
-    if (fd === undefined || dev.closed) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
-    await new Promise<void>((resolve, reject) => {
-      fs.ftruncate(fd, size, (err) => (err ? reject(fromNative(err, dev.path)) : resolve()));
+  _resizeDevice(dev: BlockDevice, size: number): Promise<void> {
+    // Resizes run in order, each after the requests issued before it; a
+    // close() issued after a resize waits for it.
+    const run = async (): Promise<void> => {
+      this.#flush();
+      await this.#until(() => dev._inflight === 0);
+      const fd = this.#fds.get(dev);
+      if (fd === undefined) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
+      await new Promise<void>((resolve, reject) => {
+        fs.ftruncate(fd, size, (err) => (err ? reject(fromNative(err, dev.path)) : resolve()));
+      });
+      this.#h.deviceSize(dev.handle, size);
+    };
+    dev._resizing++;
+    const done = dev._resizeChain.then(run, run).finally(() => {
+      dev._resizing--;
+      if (this.#waiters.length) this.#runWaiters();
     });
-    this.#h.deviceSize(dev.handle, size);
+    dev._resizeChain = done.catch(() => undefined);
+    return done;
   }
 
   /** @internal */
@@ -405,18 +416,23 @@ export class Ring implements DeviceOwner {
       const err = fromNative(e);
       if (atomic) {
         for (let i = 0; i < count; i++) this.#forget(ids(i));
-        return err;
+      } else {
+        for (let i = 0; i < count; i++) this.#settle(ids(i), 0, 0, 0, err);
       }
-      for (let i = 0; i < count; i++) this.#settle(ids(i), 0, 0, 0, err);
-      return null;
+      if (this.#waiters.length) this.#runWaiters();
+      return atomic ? err : null;
     }
     if (failures.length === 0) return null;
+    let first: Error | null = null;
     if (atomic) {
       for (let i = 0; i < count; i++) this.#forget(ids(i));
-      return recordError(failures[0]!);
+      first = recordError(failures[0]!);
+    } else {
+      for (const f of failures) this.#settle(ids(f.index), 0, 0, 0, recordError(f));
     }
-    for (const f of failures) this.#settle(ids(f.index), 0, 0, 0, recordError(f));
-    return null;
+    // Refused requests left their devices' counts: let close() waiters see it.
+    if (this.#waiters.length) this.#runWaiters();
+    return first;
   }
 
   // Drops a request that was never submitted.
@@ -429,12 +445,16 @@ export class Ring implements DeviceOwner {
 
   #onComplete(count: number, rawCount: number): void {
     const cq = this.#cq;
-    for (let i = 0; i < count; i++) {
-      const b = i * CQ_STRIDE;
-      this.#settle(cq[b]!, cq[b + CQ_RESULT]!, cq[b + CQ_ISSUED]!, cq[b + CQ_COMPLETED]!, null);
+    try {
+      for (let i = 0; i < count; i++) {
+        const b = i * CQ_STRIDE;
+        this.#settle(cq[b]!, cq[b + CQ_RESULT]!, cq[b + CQ_ISSUED]!, cq[b + CQ_COMPLETED]!, null);
+      }
+      if (rawCount) this.#raw._deliver(rawCount);
+    } finally {
+      // Even when a raw handler throws, close() waiters must see this batch.
+      if (this.#waiters.length) this.#runWaiters();
     }
-    if (rawCount) this.#raw._deliver(rawCount);
-    if (this.#waiters.length) this.#runWaiters();
   }
 
   #settle(id: number, res: number, issued: number, completed: number, failure: Error | null): void {

@@ -31,7 +31,9 @@ export function checkViews(v: unknown, name: string): ArrayBufferView[] {
   if (!Array.isArray(v)) throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be an array of buffers`);
   if (v.length === 0) throw rangeError('ERR_OUT_OF_RANGE', `${name} must not be empty`);
   for (let i = 0; i < v.length; i++) checkView(v[i], `${name}[${i}]`);
-  return v as ArrayBufferView[];
+  // A copy: in-flight requests pin their buffers through it, and the
+  // caller may empty or reuse its own array right after the call.
+  return (v as ArrayBufferView[]).slice();
 }
 
 /** A byte offset or length: a safe non-negative integer (bigint accepted). */

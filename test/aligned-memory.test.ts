@@ -96,5 +96,11 @@ describe('BufferPool', () => {
     bufs.forEach((b, i) => expect(b.every((x) => x === i + 1)).toBe(true));
     // A slice of a pool buffer is inside the registered region too.
     expect(await dev.read(bufs[0]!.subarray(0, 512), 0)).toBe(512);
+    // Re-registering while requests use the registered buffers is refused.
+    const inflight = Array.from({ length: 64 }, (_, i) => dev.read(bufs[i % 8]!, (i % 8) * 4096));
+    await Promise.resolve(); // let the microtask flush submit them
+    expect(() => ring.registerPool(new BufferPool(2, 4096))).toThrow(expect.objectContaining({ code: 'ERR_BUFFERS_IN_USE' }));
+    await Promise.all(inflight);
+    expect(typeof ring.registerPool(new BufferPool(2, 4096))).toBe('boolean');
   });
 });

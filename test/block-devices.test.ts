@@ -71,6 +71,8 @@ describe.skipIf(skip).each([512, 4096])('loop device with %i-byte sectors', (sec
     const back = allocAligned(3 * span + sector, dev);
     expect(await dev.read(back, 0)).toBe(back.length);
     expect(back.subarray(0, 3 * span).every((b) => b === 0)).toBe(true);
+    await expect(dev.discard(sector / 2, sector)).rejects.toMatchObject({ name: 'RangeError', code: 'ERR_MISALIGNED' });
+    await expect(dev.writeZeroes(0, sector + 1)).rejects.toMatchObject({ code: 'ERR_MISALIGNED' });
     await ring.close();
   });
 

@@ -152,3 +152,45 @@ it('close waits for in-flight requests, and closed objects reject with stable co
   await expect(dev2.read(Buffer.alloc(1), 0)).rejects.toMatchObject({ code: 'ERR_DEVICE_CLOSED' });
   await ring.close(); // idempotent
 });
+
+it('buffers stay pinned when the caller empties its own iovec array right after the call', async () => {
+  const ring = new Ring({ depth: 2 });
+  const file = path.join(t.dir, 'iov-pin.img');
+  const dev = await ring.open(file, { create: true, size: 256 * 8192 });
+  const pending: Promise<number>[] = [];
+  for (let i = 0; i < 256; i++) {
+    const bufs = [Buffer.alloc(4096, i & 255), Buffer.alloc(4096, (i + 1) & 255)];
+    pending.push(dev.writev(bufs, i * 8192));
+    bufs.length = 0; // the caller reuses or drops its array
+  }
+  for (let i = 0; i < 5; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+  expect((await Promise.all(pending)).every((n) => n === 8192)).toBe(true);
+  const back = fs.readFileSync(file);
+  for (let i = 0; i < 256; i++) {
+    expect(back.subarray(i * 8192, i * 8192 + 4096).every((b) => b === (i & 255))).toBe(true);
+    expect(back.subarray(i * 8192 + 4096, (i + 1) * 8192).every((b) => b === ((i + 1) & 255))).toBe(true);
+  }
+  await ring.close();
+});
+
+it('close() does not hang after a request was refused, and resize finishes before close', async () => {
+  const ring = new Ring({ depth: 4 });
+  const file = path.join(t.dir, 'refused.img');
+  const dev = await ring.open(file, { create: true, size: 4096 });
+  const refused = dev.write(Buffer.alloc(8192), 0).catch((e: unknown) => e);
+  await dev.close();
+  expect(await refused).toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+  const dev2 = await ring.open(file);
+  const resized = dev2.resize(65536);
+  await Promise.all([resized, dev2.close()]);
+  expect(fs.statSync(file).size).toBe(65536);
+  const dev3 = await ring.open(file);
+  const closing = dev3.close();
+  await expect(dev3.resize(4096)).rejects.toMatchObject({ code: 'ERR_DEVICE_CLOSED' });
+  await closing;
+  expect(fs.statSync(file).size).toBe(65536);
+  await ring.close();
+});

@@ -16,6 +16,19 @@ describe('mmap engine', () => {
     ({ ring, dev, file } = f);
   });
 
+  it('a shrinking resize is seen by the next request (short read, not EIO)', async () => {
+    const grow = await ring.open(file, { growable: true });
+    await grow.write(Buffer.alloc(65536, 3), 0);
+    expect(await grow.read(Buffer.alloc(65536), 0)).toBe(65536); // maps the whole file
+    await grow.resize(4096);
+    const r = Buffer.alloc(65536);
+    expect(await grow.read(r, 0)).toBe(4096);
+    expect(r.subarray(0, 4096).every((b) => b === 3)).toBe(true);
+    expect(await grow.write(Buffer.alloc(100, 9), 8192)).toBe(100); // extends again
+    expect(grow.size).toBe(8292);
+    await grow.close();
+  });
+
   it('reports its name and depth', () => {
     expect(ring.engine).toBe('mmap');
     expect(ring.depth).toBe(32);

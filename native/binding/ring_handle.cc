@@ -228,6 +228,7 @@ Napi::Value RingHandle::AddDevice(const Napi::CallbackInfo& info) {
     r = LockDeviceExclusive(fd);
     if (r < 0) ThrowErrno(env, r == -EAGAIN ? -EBUSY : r, "fcntl", "device is in use by another exclusive opener");
   }
+  if (g.is_block_device) c.block_size = lbs ? lbs : 512;
   Device* dev = engine_->AddDevice(fd, c);
   Napi::Object out = Napi::Object::New(env);
   out.Set("handle", dev->handle);
@@ -246,7 +247,11 @@ Napi::Value RingHandle::DeviceSize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Device* dev = engine_ ? engine_->GetDevice(info[0].ToNumber().Uint32Value()) : nullptr;
   if (!dev) ThrowState(env, "ERR_DEVICE_CLOSED", "device is closed");
-  if (info.Length() > 1) dev->size = static_cast<uint64_t>(info[1].ToNumber().DoubleValue());
+  if (info.Length() > 1) {
+    double size = info[1].ToNumber().DoubleValue();
+    if (!IsUint(size, kMaxSafe)) ThrowRange(env, "ERR_OUT_OF_RANGE", "size must be a safe non-negative integer");
+    engine_->SetDeviceSize(dev, static_cast<uint64_t>(size));
+  }
   return Napi::Number::New(env, static_cast<double>(dev->size));
 }
 
@@ -308,6 +313,12 @@ const char* RingHandle::CheckRecord(const double* rec, const std::vector<View>& 
   if (!transfer) {
     if (!IsUint(rec[kSqLength], kMaxSafe)) return fail(1, "ERR_OUT_OF_RANGE", "length must be a safe non-negative integer");
     length = static_cast<uint64_t>(rec[kSqLength]);
+    if (c.is_block_device && (offset % c.block_size || length % c.block_size)) {
+      // The kernel refuses these with EINVAL; say why before submitting.
+      snprintf(msg, msg_len, "%s on a block device: offset and length must be multiples of %u bytes",
+               o == Op::kDiscard ? "discard" : "write-zeroes", c.block_size);
+      return fail(1, "ERR_MISALIGNED", msg);
+    }
   } else if (raw) {
     if (registered_.empty() || !IsUint(rec[kSqBuffer], registered_.size() - 1.0)) {
       return fail(1, "ERR_OUT_OF_RANGE", "registered buffer index out of range");
@@ -337,7 +348,7 @@ const char* RingHandle::CheckRecord(const double* rec, const std::vector<View>& 
       }
     }
   }
-  if (c.direct && (offset % c.offset_align || length % c.offset_align)) {
+  if (c.direct && transfer && (offset % c.offset_align || length % c.offset_align)) {
     snprintf(msg, msg_len, "O_DIRECT offset and length must be multiples of %u bytes (got offset %llu, length %llu)",
              c.offset_align, static_cast<unsigned long long>(offset), static_cast<unsigned long long>(length));
     return fail(1, "ERR_MISALIGNED", msg);
@@ -411,6 +422,7 @@ std::vector<RingHandle::Failure> RingHandle::SubmitRecords(const double* sq, uin
       if (fixed >= 0) {
         r->flags |= kFlagFixedBuffer;
         r->buf_index = static_cast<uint16_t>(fixed);
+        fixed_inflight_++;
       }
     }
     engine_->Accept(r);
@@ -504,7 +516,9 @@ Napi::Value RingHandle::SubmitRaw(const Napi::CallbackInfo& info) {
 Napi::Value RingHandle::RegisterBuffers(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
-  if (raw_inflight_) ThrowState(env, "ERR_BUFFERS_IN_USE", "raw requests are in flight");
+  if (raw_inflight_ || fixed_inflight_) {
+    ThrowState(env, "ERR_BUFFERS_IN_USE", "requests using the registered buffers are in flight");
+  }
   if (!info[0].IsArray()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffers must be an array");
   Napi::Array arr = info[0].As<Napi::Array>();
   std::vector<View> table;
@@ -549,6 +563,7 @@ Napi::Value RingHandle::Close(const Napi::CallbackInfo& info) {
 
 bool RingHandle::OnComplete(Request* r) {
   bool raw = r->flags & kFlagRaw;
+  if (!raw && (r->flags & kFlagFixedBuffer)) fixed_inflight_--;
   double* rec;
   if (raw) {
     raw_inflight_--;

@@ -97,6 +97,7 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   Napi::ObjectReference registered_ref_;
   bool registered_fixed_ = false;
   uint64_t raw_inflight_ = 0;
+  uint64_t fixed_inflight_ = 0;  // non-raw requests using a registered buffer
 };
 
 }  // namespace blockring

@@ -49,6 +49,8 @@ class Backend {
   // dev's fd is about to close and nothing of it is in flight: drop any
   // per-device state (the mmap backend's mapping). Its handle may be reused.
   virtual void ReleaseDevice(Device*) {}
+  // The device's size was changed from outside the backend (resize).
+  virtual void DeviceResized(Device*) {}
 };
 
 }  // namespace blockring

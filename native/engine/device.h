@@ -16,6 +16,7 @@ struct DeviceConfig {
   uint64_t size = 0;
   uint32_t offset_align = 1;   // O_DIRECT: offsets and lengths
   uint32_t mem_align = 1;      // O_DIRECT: buffer addresses
+  uint32_t block_size = 1;     // block devices: discard/write-zeroes granularity
 };
 
 struct Device {

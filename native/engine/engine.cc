@@ -29,10 +29,12 @@ void Request::AdvanceIovecs(uint64_t bytes) {
 Engine::Engine(std::unique_ptr<Backend> backend) : backend_(std::move(backend)) {}
 
 Engine::~Engine() {
+  // The backend first: its threads must be joined before the fds they use
+  // and the eventfd they signal go away.
+  backend_.reset();
   for (auto& dev : devices_) {
     if (dev->fd >= 0) close(dev->fd);
   }
-  backend_.reset();  // before the eventfd it signals
   if (eventfd_ >= 0) close(eventfd_);
 }
 
@@ -72,6 +74,11 @@ bool Engine::CloseDevice(Device* dev) {
   if (dev->inflight) return false;
   FreeDevice(dev);
   return true;
+}
+
+void Engine::SetDeviceSize(Device* dev, uint64_t size) {
+  dev->size = size;
+  backend_->DeviceResized(dev);
 }
 
 void Engine::FreeDevice(Device* dev) {

@@ -72,6 +72,12 @@ class MmapBackend final : public Backend {
     if (dev->handle < views_.size()) Unmap(&views_[dev->handle]);
   }
 
+  // Resized from outside: the next request re-reads the size (a shrunk file
+  // must not be copied past its new end).
+  void DeviceResized(Device* dev) override {
+    if (dev->handle < views_.size()) views_[dev->handle].size = 0;
+  }
+
  private:
   struct Done {
     Request* r;
