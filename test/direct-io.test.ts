@@ -96,6 +96,10 @@ it('the read-probing fallback finds the same alignment as statx', async () => {
     const b = allocAligned(probed.offsetAlignment, probed);
     expect(await probed.read(b, 0)).toBe(b.length);
     await probed.close();
+    // A file too short to probe gets the conservative 4096.
+    const empty = await ring.open(path.join(t.dir, 'empty.img'), { create: true, direct: true });
+    expect([empty.offsetAlignment, empty.memoryAlignment]).toEqual([4096, 4096]);
+    await empty.close();
   } finally {
     delete process.env.BLOCKRING_PROBE_ALIGNMENT;
   }

@@ -53,6 +53,12 @@ int QueryGeometry(int fd, Geometry* g) {
 
 int ProbeDirectAlignment(int fd, uint32_t* offset_align, uint32_t* mem_align) {
   constexpr size_t kMax = 4096;
+  // Reads at or past end of file succeed before any alignment check, so a
+  // file shorter than the largest probe cannot be probed: the caller then
+  // assumes the conservative 4096.
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -errno;
+  if (!S_ISBLK(st.st_mode) && st.st_size < static_cast<off_t>(kMax)) return -ENODATA;
   void* mem = nullptr;
   if (posix_memalign(&mem, kMax, 2 * kMax) != 0) return -ENOMEM;
   char* buf = static_cast<char*>(mem);

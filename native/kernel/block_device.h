@@ -21,7 +21,8 @@ int QueryGeometry(int fd, Geometry* g);
 // O_DIRECT alignment of an fd opened with O_DIRECT when statx and the block
 // ioctls do not tell: tries reads of growing size and buffer misalignment
 // at offset 0 until the kernel accepts one (as QEMU's raw_probe_alignment).
-// Fills *offset_align and *mem_align; 0 or -errno.
+// Fills *offset_align and *mem_align; 0 or -errno (-ENODATA: the file is
+// too short to probe).
 int ProbeDirectAlignment(int fd, uint32_t* offset_align, uint32_t* mem_align);
 
 // Exclusive whole-file write lock owned by the open file description
