@@ -88,7 +88,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                      });
 }
 
-// new RingHandle({ engine, depth, trace, nullEngine?, sq, cq, rawSq, rawCq, onComplete })
+// new RingHandle({ engine, depth, threads, directSubmitBatch, trace, nullEngine?, cq, rawSq, rawCq, onComplete })
 RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHandle>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "options must be an object");
