@@ -46,7 +46,7 @@ function rssLines(results: JobResult[]): string[] {
   });
 }
 
-async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[]): Promise<number> {
   const cli = parseCli(argv);
   if (!cli) {
     process.stdout.write(USAGE);
@@ -123,14 +123,19 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    const err = e as Error & { code?: string };
-    if (e instanceof UsageError) process.stderr.write(`blockring-bench: ${err.message}\n\n${USAGE}`);
-    else process.stderr.write(`blockring-bench: ${err.message}${err.code ? ` (${err.code})` : ''}\n`);
-    process.exitCode = e instanceof UsageError ? 2 : 1;
-  },
-);
+/** Runs the bench CLI and sets the exit code; `blockring bench` calls it too. */
+export function runBenchCli(argv: string[], name = 'blockring-bench'): Promise<void> {
+  return main(argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      const err = e as Error & { code?: string };
+      if (e instanceof UsageError) process.stderr.write(`${name}: ${err.message}\n\n${USAGE}`);
+      else process.stderr.write(`${name}: ${err.message}${err.code ? ` (${err.code})` : ''}\n`);
+      process.exitCode = e instanceof UsageError ? 2 : 1;
+    },
+  );
+}
+
+if (require.main === module) void runBenchCli(process.argv.slice(2));
