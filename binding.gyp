@@ -23,6 +23,7 @@
         "native/engine/factory.cc",
         "native/binding/errors.cc",
         "native/binding/ring_handle.cc",
+        "native/binding/completion_watch.cc",
         "native/binding/memory.cc",
         "native/binding/mapped_region.cc",
         "native/binding/addon.cc"
