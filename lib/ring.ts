@@ -103,6 +103,10 @@ interface Pending {
   index: number;
 }
 
+const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine'] as const;
+const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive'] as const;
+const REQUEST_KEYS = ['op', 'dev', 'buffer', 'buffers', 'offset', 'length', 'tag', 'fua', 'metadata', 'unmap'] as const;
+
 const SQ_INITIAL = 256;
 const RAW_SQ_CAPACITY = 4096;
 const CQ_CAPACITY = 4096;
@@ -137,7 +141,7 @@ export class Ring implements DeviceOwner {
   #waiters: (() => boolean)[] = [];
 
   constructor(options: RingOptions = {}) {
-    const o = checkOptions(options, 'options');
+    const o = checkOptions(options, 'options', RING_KEYS);
     const depth = o.depth === undefined ? 256 : checkUint(o.depth, 'options.depth');
     if (depth < 1 || depth > 32768 || (depth & (depth - 1)) !== 0) {
       throw rangeError('ERR_OUT_OF_RANGE', `options.depth must be a power of two from 1 to 32768, got ${depth}`);
@@ -201,7 +205,7 @@ export class Ring implements DeviceOwner {
     if (typeof path !== 'string' || path.length === 0) {
       throw typeError('ERR_INVALID_ARG_TYPE', 'path must be a non-empty string');
     }
-    const o = checkOptions(options, 'options');
+    const o = checkOptions(options, 'options', OPEN_KEYS);
     const readOnly = checkBool(o.readOnly, 'options.readOnly');
     const create = checkBool(o.create, 'options.create');
     const direct = checkBool(o.direct, 'options.direct');
@@ -344,7 +348,7 @@ export class Ring implements DeviceOwner {
     if (!Array.isArray(requests)) throw typeError('ERR_INVALID_ARG_TYPE', 'requests must be an array');
     const out: NormalizedRequest[] = [];
     for (let i = 0; i < requests.length; i++) {
-      const r = checkOptions(requests[i], `requests[${i}]`);
+      const r = checkOptions(requests[i], `requests[${i}]`, REQUEST_KEYS);
       const op = r.op as RequestOp;
       if (typeof op !== 'string' || !Object.prototype.hasOwnProperty.call(OPS, op)) {
         throw typeError('ERR_INVALID_ARG_VALUE', `requests[${i}].op must be one of ${Object.keys(OPS).join(', ')}`);
@@ -356,7 +360,7 @@ export class Ring implements DeviceOwner {
       let buffers: ArrayBufferView[] | null = null;
       if (op === 'read' || op === 'write') buffers = [checkView(r.buffer, `requests[${i}].buffer`)];
       else if (op === 'readv' || op === 'writev') buffers = checkViews(r.buffers, `requests[${i}].buffers`);
-      out.push(dev._normalize(OPS[op], op, buffers, r.offset, r.length, r));
+      out.push(dev._normalize(OPS[op], op, buffers, r, `requests[${i}]`));
     }
     return out;
   }
@@ -426,7 +430,10 @@ export class Ring implements DeviceOwner {
     let first: Error | null = null;
     if (atomic) {
       for (let i = 0; i < count; i++) this.#forget(ids(i));
-      first = recordError(failures[0]!);
+      // In a batch the record index is the request's index (submit()
+      // flushed the single requests before it).
+      const f = failures[0]!;
+      first = recordError({ ...f, message: `requests[${f.index}]: ${f.message}` });
     } else {
       for (const f of failures) this.#settle(ids(f.index), 0, 0, 0, recordError(f));
     }
