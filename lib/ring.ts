@@ -109,6 +109,10 @@ interface Pending {
   index: number;
 }
 
+const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine'] as const;
+const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive', 'format', 'cacheSize'] as const;
+const REQUEST_KEYS = ['op', 'dev', 'buffer', 'buffers', 'offset', 'length', 'tag', 'fua', 'metadata', 'unmap'] as const;
+
 const SQ_INITIAL = 256;
 const RAW_SQ_CAPACITY = 4096;
 const CQ_CAPACITY = 4096;
@@ -144,7 +148,7 @@ export class Ring implements DeviceOwner {
   #waiters: (() => boolean)[] = [];
 
   constructor(options: RingOptions = {}) {
-    const o = checkOptions(options, 'options');
+    const o = checkOptions(options, 'options', RING_KEYS);
     const depth = o.depth === undefined ? 256 : checkUint(o.depth, 'options.depth');
     if (depth < 1 || depth > 32768 || (depth & (depth - 1)) !== 0) {
       throw rangeError('ERR_OUT_OF_RANGE', `options.depth must be a power of two from 1 to 32768, got ${depth}`);
@@ -210,7 +214,7 @@ export class Ring implements DeviceOwner {
     if (typeof path !== 'string' || path.length === 0) {
       throw typeError('ERR_INVALID_ARG_TYPE', 'path must be a non-empty string');
     }
-    const o = checkOptions(options, 'options');
+    const o = checkOptions(options, 'options', OPEN_KEYS);
     if (checkFormat(o.format, 'options.format') === 'qcow2') {
       for (const k of ['create', 'size', 'growable'] as const) {
         if (o[k] !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', `options.${k} does not apply to a qcow2 image (use createImage)`);
@@ -313,7 +317,7 @@ export class Ring implements DeviceOwner {
       const dev = r.dev as unknown;
       if (dev instanceof Qcow2Device) {
         if (!this.#images.has(dev)) throw typeError('ERR_INVALID_ARG_VALUE', `requests[${i}].dev must be a device opened on this ring`);
-        image.push(dev._prepare(r as unknown as Record<string, unknown>, `requests[${i}]`));
+        image.push(dev._prepare(checkOptions(r, `requests[${i}]`, REQUEST_KEYS), `requests[${i}]`));
         imageAt.push(i);
       } else {
         plain.push(r);
@@ -400,7 +404,7 @@ export class Ring implements DeviceOwner {
     if (!Array.isArray(requests)) throw typeError('ERR_INVALID_ARG_TYPE', 'requests must be an array');
     const out: NormalizedRequest[] = [];
     for (let i = 0; i < requests.length; i++) {
-      const r = checkOptions(requests[i], `requests[${i}]`);
+      const r = checkOptions(requests[i], `requests[${i}]`, REQUEST_KEYS);
       const op = r.op as RequestOp;
       if (typeof op !== 'string' || !Object.prototype.hasOwnProperty.call(OPS, op)) {
         throw typeError('ERR_INVALID_ARG_VALUE', `requests[${i}].op must be one of ${Object.keys(OPS).join(', ')}`);
@@ -412,7 +416,7 @@ export class Ring implements DeviceOwner {
       let buffers: ArrayBufferView[] | null = null;
       if (op === 'read' || op === 'write') buffers = [checkView(r.buffer, `requests[${i}].buffer`)];
       else if (op === 'readv' || op === 'writev') buffers = checkViews(r.buffers, `requests[${i}].buffers`);
-      out.push(dev._normalize(OPS[op], op, buffers, r.offset, r.length, r));
+      out.push(dev._normalize(OPS[op], op, buffers, r, `requests[${i}]`));
     }
     return out;
   }
@@ -482,7 +486,10 @@ export class Ring implements DeviceOwner {
     let first: Error | null = null;
     if (atomic) {
       for (let i = 0; i < count; i++) this.#forget(ids(i));
-      first = recordError(failures[0]!);
+      // In a batch the record index is the request's index (submit()
+      // flushed the single requests before it).
+      const f = failures[0]!;
+      first = recordError({ ...f, message: `requests[${f.index}]: ${f.message}` });
     } else {
       for (const f of failures) this.#settle(ids(f.index), 0, 0, 0, recordError(f));
     }

@@ -63,7 +63,7 @@ export interface CreateImageOptions {
 /** Creates an image file (refusing to overwrite one): an empty qcow2, or a sparse raw file. */
 export async function createImage(imagePath: string, options: CreateImageOptions = {}): Promise<void> {
   if (typeof imagePath !== 'string' || imagePath.length === 0) throw typeError('ERR_INVALID_ARG_TYPE', 'path must be a non-empty string');
-  const o = checkOptions(options, 'options');
+  const o = checkOptions(options, 'options', ['format', 'size', 'backing', 'backingFormat', 'clusterSize', 'version']);
   const format = checkFormat(o.format, 'options.format');
   let size = o.size === undefined ? undefined : checkUint(o.size, 'options.size');
   const backing = o.backing;

@@ -220,7 +220,7 @@ export class Qcow2Device {
     return this.#call(() => {
       const b = toBuffer(checkView(buffer, 'buffer'));
       const off = checkUint(offset, 'offset');
-      return this.#op(options, false, () => this.#read(b, off));
+      return this.#op(checkOptions(options, 'options', ['tag']), false, () => this.#read(b, off));
     });
   }
 
@@ -228,7 +228,7 @@ export class Qcow2Device {
     return this.#call(() => {
       const bs = checkViews(buffers, 'buffers').map(toBuffer);
       const off = checkUint(offset, 'offset');
-      return this.#op(options, false, async () => {
+      return this.#op(checkOptions(options, 'options', ['tag']), false, async () => {
         const all = Buffer.alloc(bs.reduce((n, b) => n + b.length, 0));
         const n = await this.#read(all, off);
         let at = 0;
@@ -252,7 +252,7 @@ export class Qcow2Device {
   /** Writes back dirty metadata in dependency order, then fdatasync. */
   flush(options?: FlushOptions): Promise<void> {
     return this.#call(() => {
-      const o = checkOptions(options, 'options');
+      const o = checkOptions(options, 'options', ['tag', 'metadata']);
       checkBool(o.metadata, 'options.metadata');
       return this.#op(o, false, () => this.#flush()).then(() => undefined);
     });
@@ -264,13 +264,13 @@ export class Qcow2Device {
       const off = checkUint(offset, 'offset');
       const len = checkUint(length, 'length');
       this.#checkRange(off, len, 'discard');
-      return this.#op(options, true, () => this.#zero(off, len));
+      return this.#op(checkOptions(options, 'options', ['tag']), true, () => this.#zero(off, len));
     });
   }
 
   writeZeroes(offset: number | bigint, length: number | bigint, options?: WriteZeroesOptions): Promise<number> {
     return this.#call(() => {
-      const o = checkOptions(options, 'options');
+      const o = checkOptions(options, 'options', ['tag', 'unmap']);
       checkBool(o.unmap, 'options.unmap');
       const off = checkUint(offset, 'offset');
       const len = checkUint(length, 'length');
@@ -309,7 +309,8 @@ export class Qcow2Device {
       for (const k of ['fua', 'metadata', 'unmap']) checkBool(r[k], `${name}.${k}`);
     }
     const offset = op === 'flush' ? 0 : checkUint(r.offset, `${name}.offset`);
-    const o = { tag: r.tag as TagOption['tag'], fua: r.fua as boolean | undefined };
+    const o = { tag: r.tag as TagOption['tag'] };
+    const w = r.fua === undefined ? o : { ...o, fua: r.fua as boolean };
     switch (op) {
       case 'read':
         return () => this.read(views![0]!, offset, o);
@@ -318,7 +319,7 @@ export class Qcow2Device {
       case 'write':
       case 'writev': {
         this.#checkRange(offset, views!.reduce((n, v) => n + v.byteLength, 0), 'write');
-        return () => (op === 'write' ? this.write(views![0]!, offset, o) : this.writev(views!, offset, o));
+        return () => (op === 'write' ? this.write(views![0]!, offset, w) : this.writev(views!, offset, w));
       }
       case 'flush':
         return () => this.flush(o).then(() => 0);
@@ -380,7 +381,7 @@ export class Qcow2Device {
   }
 
   #op<T>(options: unknown, write: boolean, fn: () => Promise<T>): Promise<T> {
-    const o = checkOptions(options, 'options');
+    const o = checkOptions(options, 'options', ['tag', 'fua', 'metadata', 'unmap']);
     const tag = checkTag(o.tag);
     if (write) this.#checkWritable();
     else this.#checkOpen();
@@ -388,7 +389,7 @@ export class Qcow2Device {
   }
 
   #writeOp(b: Buffer, offset: unknown, options: unknown): Promise<number> {
-    const o = checkOptions(options, 'options');
+    const o = checkOptions(options, 'options', ['tag', 'fua']);
     const fua = checkBool(o.fua, 'options.fua');
     const off = checkUint(offset, 'offset');
     this.#checkWritable();
