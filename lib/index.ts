@@ -10,3 +10,5 @@ export { BlockIoError, BlockringError, errnoName } from './errors';
 export { FLAG, OP, TAG } from './records';
 export type { Tag } from './validate';
 export { addressAlignment, allocAligned, BufferPool } from './aligned';
+export { serveVhostUserBlk, VhostUserBlkServer } from './server/vhost-user-blk';
+export type { VhostUserBlkOptions, VhostUserBlkStats } from './server/vhost-user-blk';

@@ -3,8 +3,9 @@
 // module exports a `Subcommand`; add it to SUBCOMMANDS below.
 import { bench } from './bench';
 import type { Subcommand } from './subcommand';
+import { vhostUserBlk } from './vhost-user-blk';
 
-const SUBCOMMANDS: readonly Subcommand[] = [bench];
+const SUBCOMMANDS: readonly Subcommand[] = [bench, vhostUserBlk];
 
 function usage(): string {
   const width = Math.max(...SUBCOMMANDS.map((c) => c.name.length));
