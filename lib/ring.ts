@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import { checkCacheSize, checkFormat, type ImageFormat, openQcow2 } from './format/image';
+import { Qcow2Device } from './format/qcow2';
 
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
 import { BlockIoError, BlockringError, fromNative } from './errors';
@@ -63,13 +65,17 @@ export interface OpenOptions {
   growable?: boolean;
   /** O_EXCL on block devices, an exclusive OFD lock on files: a second exclusive opener fails with EBUSY. */
   exclusive?: boolean;
+  /** Image format: 'raw' (default) or 'qcow2'. Never probed from the file. */
+  format?: ImageFormat;
+  /** qcow2: bytes of L2 tables and refcount blocks cached per image (default 4 MiB). */
+  cacheSize?: number;
 }
 
 export type RequestOp = 'read' | 'write' | 'readv' | 'writev' | 'flush' | 'discard' | 'writeZeroes';
 
 export interface BatchRequest {
   op: RequestOp;
-  dev: BlockDevice;
+  dev: BlockDevice | Qcow2Device;
   buffer?: ArrayBufferView;
   buffers?: ArrayBufferView[];
   offset?: number | bigint;
@@ -83,7 +89,7 @@ export interface BatchRequest {
 export interface RequestResult {
   /** Bytes transferred (read/write), bytes covered (discard/writeZeroes), 0 for flush or on error. */
   bytes: number;
-  error?: BlockIoError;
+  error?: BlockIoError | BlockringError;
   /** With `trace`: ring-wide sequence number when the request was issued to the engine. */
   issued?: number;
   /** With `trace`: ring-wide sequence number when it completed. */
@@ -102,6 +108,10 @@ interface Pending {
   batch: Batch | null;
   index: number;
 }
+
+const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine'] as const;
+const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive', 'format', 'cacheSize'] as const;
+const REQUEST_KEYS = ['op', 'dev', 'buffer', 'buffers', 'offset', 'length', 'tag', 'fua', 'metadata', 'unmap'] as const;
 
 const SQ_INITIAL = 256;
 const RAW_SQ_CAPACITY = 4096;
@@ -127,6 +137,7 @@ export class Ring implements DeviceOwner {
   readonly #trace: boolean;
   readonly #raw: RawQueue;
   readonly #devices = new Set<BlockDevice>();
+  readonly #images = new Set<Qcow2Device>();
   readonly #fds = new Map<BlockDevice, number>();
   #pending: (Pending | undefined)[] = [];
   #freeIds: number[] = [];
@@ -137,7 +148,7 @@ export class Ring implements DeviceOwner {
   #waiters: (() => boolean)[] = [];
 
   constructor(options: RingOptions = {}) {
-    const o = checkOptions(options, 'options');
+    const o = checkOptions(options, 'options', RING_KEYS);
     const depth = o.depth === undefined ? 256 : checkUint(o.depth, 'options.depth');
     if (depth < 1 || depth > 32768 || (depth & (depth - 1)) !== 0) {
       throw rangeError('ERR_OUT_OF_RANGE', `options.depth must be a power of two from 1 to 32768, got ${depth}`);
@@ -196,12 +207,26 @@ export class Ring implements DeviceOwner {
     return this.#raw;
   }
 
-  /** Opens a file or block device on this ring. */
-  async open(path: string, options: OpenOptions = {}): Promise<BlockDevice> {
+  /** Opens a file or block device on this ring; with `format: 'qcow2'` a qcow2 image and its backing chain. */
+  open(path: string, options: OpenOptions & { format: 'qcow2' }): Promise<Qcow2Device>;
+  open(path: string, options?: OpenOptions): Promise<BlockDevice>;
+  async open(path: string, options: OpenOptions = {}): Promise<BlockDevice | Qcow2Device> {
     if (typeof path !== 'string' || path.length === 0) {
       throw typeError('ERR_INVALID_ARG_TYPE', 'path must be a non-empty string');
     }
-    const o = checkOptions(options, 'options');
+    const o = checkOptions(options, 'options', OPEN_KEYS);
+    if (checkFormat(o.format, 'options.format') === 'qcow2') {
+      for (const k of ['create', 'size', 'growable'] as const) {
+        if (o[k] !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', `options.${k} does not apply to a qcow2 image (use createImage)`);
+      }
+      const cacheSize = checkCacheSize(o.cacheSize);
+      const flags = { readOnly: checkBool(o.readOnly, 'options.readOnly'), direct: checkBool(o.direct, 'options.direct'),
+        exclusive: checkBool(o.exclusive, 'options.exclusive'), cacheSize };
+      this.#checkOpen();
+      const image = await openQcow2((p, f) => this.open(p, f), path, flags);
+      this.#images.add(image);
+      return image;
+    }
     const readOnly = checkBool(o.readOnly, 'options.readOnly');
     const create = checkBool(o.create, 'options.create');
     const direct = checkBool(o.direct, 'options.direct');
@@ -257,6 +282,9 @@ export class Ring implements DeviceOwner {
    * submitted.
    */
   submit(requests: BatchRequest[]): Promise<RequestResult[]> {
+    if (Array.isArray(requests) && requests.some((r) => (r as { dev?: unknown } | null)?.dev instanceof Qcow2Device)) {
+      return this.#submitWithImages(requests);
+    }
     let normalized: NormalizedRequest[];
     try {
       this.#checkOpen();
@@ -276,10 +304,42 @@ export class Ring implements DeviceOwner {
     });
   }
 
+  // A batch naming qcow2 devices: every request is validated first (all or
+  // nothing), then the raw ones go as one native batch and the qcow2 ones to
+  // their devices in array order (their tags apply per device, as always).
+  async #submitWithImages(requests: BatchRequest[]): Promise<RequestResult[]> {
+    this.#checkOpen();
+    const plain: BatchRequest[] = [];
+    const where: number[] = [];
+    const image: Array<() => Promise<number>> = [];
+    const imageAt: number[] = [];
+    requests.forEach((r, i) => {
+      const dev = r.dev as unknown;
+      if (dev instanceof Qcow2Device) {
+        if (!this.#images.has(dev)) throw typeError('ERR_INVALID_ARG_VALUE', `requests[${i}].dev must be a device opened on this ring`);
+        image.push(dev._prepare(checkOptions(r, `requests[${i}]`, REQUEST_KEYS), `requests[${i}]`));
+        imageAt.push(i);
+      } else {
+        plain.push(r);
+        where.push(i);
+      }
+    });
+    if (plain.length) this.#normalizeBatch(plain);
+    const out = new Array<RequestResult>(requests.length);
+    await Promise.all([
+      (plain.length ? this.submit(plain) : Promise.resolve([])).then((res) => res.forEach((r, k) => (out[where[k]!] = r))),
+      ...image.map((run, k) => run().then((bytes) => (out[imageAt[k]!] = { bytes }),
+        (error: BlockringError) => (out[imageAt[k]!] = { bytes: 0, error }))),
+    ]);
+    return out;
+  }
+
   /** Waits for every request, closes every device, then the ring. Idempotent. */
   close(): Promise<void> {
     if (!this.#closing) {
       this.#closing = (async () => {
+        // Images first: they write back metadata through their file devices.
+        await Promise.all([...this.#images].map((d) => d.close().catch(() => undefined)));
         await Promise.all([...this.#devices].map((d) => d.close()));
         await this.#until(() => this.#queued === 0 && this.#h.inflight() === 0);
         this.#h.close();
@@ -344,7 +404,7 @@ export class Ring implements DeviceOwner {
     if (!Array.isArray(requests)) throw typeError('ERR_INVALID_ARG_TYPE', 'requests must be an array');
     const out: NormalizedRequest[] = [];
     for (let i = 0; i < requests.length; i++) {
-      const r = checkOptions(requests[i], `requests[${i}]`);
+      const r = checkOptions(requests[i], `requests[${i}]`, REQUEST_KEYS);
       const op = r.op as RequestOp;
       if (typeof op !== 'string' || !Object.prototype.hasOwnProperty.call(OPS, op)) {
         throw typeError('ERR_INVALID_ARG_VALUE', `requests[${i}].op must be one of ${Object.keys(OPS).join(', ')}`);
@@ -356,7 +416,7 @@ export class Ring implements DeviceOwner {
       let buffers: ArrayBufferView[] | null = null;
       if (op === 'read' || op === 'write') buffers = [checkView(r.buffer, `requests[${i}].buffer`)];
       else if (op === 'readv' || op === 'writev') buffers = checkViews(r.buffers, `requests[${i}].buffers`);
-      out.push(dev._normalize(OPS[op], op, buffers, r.offset, r.length, r));
+      out.push(dev._normalize(OPS[op], op, buffers, r, `requests[${i}]`));
     }
     return out;
   }
@@ -426,7 +486,10 @@ export class Ring implements DeviceOwner {
     let first: Error | null = null;
     if (atomic) {
       for (let i = 0; i < count; i++) this.#forget(ids(i));
-      first = recordError(failures[0]!);
+      // In a batch the record index is the request's index (submit()
+      // flushed the single requests before it).
+      const f = failures[0]!;
+      first = recordError({ ...f, message: `requests[${f.index}]: ${f.message}` });
     } else {
       for (const f of failures) this.#settle(ids(f.index), 0, 0, 0, recordError(f));
     }
