@@ -141,6 +141,7 @@ describe('serveVhostUserBlk arguments', () => {
       [{ socket: 's', engine: 'spdk' }, 'ERR_INVALID_ARG_VALUE'],
       [{ socket: 's', serial: 'x'.repeat(21) }, 'ERR_OUT_OF_RANGE'],
       [{ socket: 's', readOnly: 1 }, 'ERR_INVALID_ARG_TYPE'],
+      [{ socket: 's', numQueue: 2 }, 'ERR_INVALID_ARG_VALUE'],
     ];
     for (const [o, code] of bad) {
       expect(() => serveVhostUserBlk(dev, o as never)).toThrow(expect.objectContaining({ code }));

@@ -66,10 +66,12 @@ export class VhostUserBlkServer {
   }
 }
 
+const OPTION_KEYS = ['socket', 'numQueues', 'readOnly', 'engine', 'depth', 'serial'] as const;
+
 /** Starts serving `device` over vhost-user-blk at `options.socket`. */
 export function serveVhostUserBlk(device: BlockDevice, options: VhostUserBlkOptions): VhostUserBlkServer {
   if (!(device instanceof BlockDevice)) throw typeError('ERR_INVALID_ARG_TYPE', 'device must be a BlockDevice');
-  const o = checkOptions(options, 'options');
+  const o = checkOptions(options, 'options', OPTION_KEYS);
   if (typeof o.socket !== 'string' || o.socket.length === 0) {
     throw typeError('ERR_INVALID_ARG_TYPE', 'options.socket must be a non-empty string');
   }
