@@ -29,6 +29,7 @@
         "native/vhost/server.cc",
         "native/binding/errors.cc",
         "native/binding/ring_handle.cc",
+        "native/binding/completion_watch.cc",
         "native/binding/memory.cc",
         "native/binding/mapped_region.cc",
         "native/binding/vhost_user_blk.cc",

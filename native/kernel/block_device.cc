@@ -96,4 +96,16 @@ int LockFileExclusive(int fd) {
   return 0;
 }
 
+int DuplicateFd(int fd) {
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return r < 0 ? -errno : r;
+}
+
+int TruncateFile(int fd, uint64_t size) {
+  while (ftruncate(fd, static_cast<off_t>(size)) < 0) {
+    if (errno != EINTR) return -errno;
+  }
+  return 0;
+}
+
 }  // namespace blockring
