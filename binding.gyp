@@ -25,6 +25,7 @@
         "native/binding/ring_handle.cc",
         "native/binding/completion_watch.cc",
         "native/binding/memory.cc",
+        "native/binding/seek.cc",
         "native/binding/mapped_region.cc",
         "native/binding/addon.cc"
       ],

@@ -97,6 +97,8 @@ export interface NativeBinding {
   addressAlignment(view: ArrayBufferView): number;
   MappedRegion: new (fd: number, offset: number, length: number, privateCow: boolean, readOnly: boolean,
     externalBuffers: boolean) => MappedRegionHandle;
+  /** lseek(fd, offset, data ? SEEK_DATA : SEEK_HOLE): the offset found, or -errno. */
+  seekDataOrHole(fd: number, offset: number, data: boolean): number;
 }
 
 function load(): NativeBinding {
