@@ -6,6 +6,7 @@
 #include "mapped_region.h"
 #include "ring_handle.h"
 #include "seek.h"
+#include "vhost_user_blk.h"
 
 namespace blockring {
 
@@ -17,6 +18,7 @@ class BlockringAddon final : public Napi::Addon<BlockringAddon> {
     exports.Set("addressAlignment", Napi::Function::New<AddressAlignment>(env, "addressAlignment"));
     exports.Set("MappedRegion", MappedRegion::Define(env));
     exports.Set("seekDataOrHole", Napi::Function::New<SeekDataOrHoleJs>(env, "seekDataOrHole"));
+    exports.Set("VhostUserBlkHandle", VhostUserBlkHandle::Define(env));
   }
 };
 
