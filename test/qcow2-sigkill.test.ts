@@ -31,14 +31,13 @@ it('survives SIGKILL mid-storm 20 times', async () => {
     // Alternate 64 KiB and 4 KiB clusters.
     qemuImg('create', '-q', '-f', 'qcow2', '-o', `cluster_size=${round % 2 ? 4096 : 65536}`, '-b', base, '-F', 'raw', img);
     const proc = spawn(process.execPath, [child, img, journal, String(round + 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve, reject) => {
-      proc.stdout.once('data', () => resolve());
-      proc.once('exit', (code) => reject(new Error(`writer exited early (${code})`)));
-    });
+    const exited = new Promise<number | null>((r) => proc.once('exit', r));
+    const ready = new Promise<void>((r) => proc.stdout.once('data', () => r()));
+    const first = await Promise.race([ready.then(() => 'ready'), exited.then((code) => `exited early (${code})`)]);
+    if (first !== 'ready') throw new Error(`round ${round}: writer ${first}`);
     await new Promise((r) => setTimeout(r, 50 + rand() * 300));
-    const exited = new Promise((r) => proc.once('exit', r));
     proc.kill('SIGKILL');
-    await exited;
+    expect(await exited).toBeNull(); // killed, not finished
     const c = qemuImg('check', '-f', 'qcow2', img);
     if (c.status !== 0 && c.status !== 3) throw new Error(`round ${round}: ${c.out}`);
     const raw = path.join(t.dir, 'r.raw');
