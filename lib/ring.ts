@@ -23,7 +23,7 @@ function recordError(f: RecordFailure): Error {
 }
 
 export type EngineName = 'auto' | 'io_uring' | 'libaio' | 'threads' | 'mmap' | 'null';
-const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads', 'mmap', 'null'];
+export const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads', 'mmap', 'null'];
 
 /** Which engine a ring runs on, and why `auto` passed over the others. */
 export interface EngineInfo {
@@ -52,6 +52,22 @@ export interface RingOptions {
   trace?: boolean;
   /** With engine 'null': latency and fault injection (see README "null engine"). */
   nullEngine?: NullEngineOptions;
+  /**
+   * How completions reach this thread: 'uv-poll' watches the eventfd on the
+   * libuv loop; 'thread' has a native thread wait on it and hand wakeups over
+   * through a thread-safe function. Default 'auto' (or $BLOCKRING_COMPLETIONS):
+   * 'thread' under Bun and Deno, whose libuv emulation cannot poll, else 'uv-poll'.
+   */
+  completions?: CompletionsMode;
+}
+
+export type CompletionsMode = 'auto' | 'uv-poll' | 'thread';
+const COMPLETIONS: readonly string[] = ['auto', 'uv-poll', 'thread'];
+
+/** 'thread' where libuv polling is missing (Bun: uv_poll_init aborts) or broken (Deno: polls once). */
+function autoCompletions(): 'uv-poll' | 'thread' {
+  const versions = process.versions as Record<string, string | undefined>;
+  return versions.bun !== undefined || versions.deno !== undefined ? 'thread' : 'uv-poll';
 }
 
 export interface OpenOptions {
@@ -112,7 +128,7 @@ interface Pending {
   index: number;
 }
 
-const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine'] as const;
+const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine', 'completions'] as const;
 const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive', 'format', 'cacheSize', 'writeLog'] as const;
 const REQUEST_KEYS = ['op', 'dev', 'buffer', 'buffers', 'offset', 'length', 'tag', 'fua', 'metadata', 'unmap'] as const;
 
@@ -173,11 +189,18 @@ export class Ring implements DeviceOwner {
     if (engine === 'null') nullEngine = normalizeNullEngine(o.nullEngine);
     else if (o.nullEngine !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', "options.nullEngine needs engine 'null'");
     this.#trace = checkBool(o.trace, 'options.trace');
+    const mode = o.completions ?? process.env.BLOCKRING_COMPLETIONS ?? 'auto';
+    if (typeof mode !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.completions must be a string');
+    if (!COMPLETIONS.includes(mode)) {
+      throw typeError('ERR_INVALID_ARG_VALUE',
+        `unknown completions mode '${mode}' (expected one of ${COMPLETIONS.join(', ')})`);
+    }
+    const completions = mode === 'auto' ? autoCompletions() : (mode as 'uv-poll' | 'thread');
     const rawSq = new Float64Array(RAW_SQ_CAPACITY * SQ_STRIDE);
     const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
     try {
       this.#h = new native.RingHandle({
-        engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, cq: this.#cq, rawSq, rawCq,
+        engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, completions, cq: this.#cq, rawSq, rawCq,
         onComplete: (n, nraw) => this.#onComplete(n, nraw),
       });
     } catch (e) {
@@ -199,6 +222,11 @@ export class Ring implements DeviceOwner {
   /** Requests the kernel holds at once (the submission queue size). */
   get depth(): number {
     return this.#h.depth;
+  }
+
+  /** How completions reach this thread: 'uv-poll' or 'thread' (see `RingOptions.completions`). */
+  get completions(): 'uv-poll' | 'thread' {
+    return this.#h.completions;
   }
 
   get closed(): boolean {
@@ -244,7 +272,8 @@ export class Ring implements DeviceOwner {
       const st = await fs.promises.stat(path).catch(() => null);
       if (st?.isBlockDevice()) flags |= c.O_EXCL;
     }
-    // libuv opens with O_CLOEXEC; the fd belongs to the native device from here on.
+    // libuv opens with O_CLOEXEC. The engine keeps a duplicate; this fd is
+    // closed through node:fs, as runtimes that track their fds (Deno) need.
     const fd = await new Promise<number>((resolve, reject) => {
       fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd)));
     });
@@ -258,11 +287,12 @@ export class Ring implements DeviceOwner {
       const info = this.#h.addDevice(fd, { direct, readOnly, growable, exclusive, probeAlignment });
       const dev = new BlockDevice(this, path, info, direct);
       this.#devices.add(dev);
-      this.#fds.set(dev, fd);
+      this.#fds.set(dev, info.fd);
       return dev;
     } catch (e) {
-      fs.closeSync(fd);
       throw fromNative(e, path);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
@@ -371,12 +401,12 @@ export class Ring implements DeviceOwner {
     const run = async (): Promise<void> => {
       this.#flush();
       await this.#until(() => dev._inflight === 0);
-      const fd = this.#fds.get(dev);
-      if (fd === undefined) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
-      await new Promise<void>((resolve, reject) => {
-        fs.ftruncate(fd, size, (err) => (err ? reject(fromNative(err, dev.path)) : resolve()));
-      });
-      this.#h.deviceSize(dev.handle, size);
+      if (!this.#fds.has(dev)) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
+      try {
+        this.#h.deviceSize(dev.handle, size);
+      } catch (e) {
+        throw fromNative(e, dev.path);
+      }
     };
     dev._resizing++;
     const done = dev._resizeChain.then(run, run).finally(() => {
