@@ -3,7 +3,8 @@
     {
       "target_name": "blockring",
       "variables": {
-        "blockring_sanitize%": "<!(node -p \"process.env.BLOCKRING_SANITIZE || 0\")"
+        "blockring_sanitize%": "<!(node -p \"process.env.BLOCKRING_SANITIZE || 0\")",
+        "blockring_werror%": "<!(node -p \"process.env.BLOCKRING_WERROR || 0\")"
       },
       "sources": [
         "native/kernel/io_uring.cc",
@@ -28,6 +29,7 @@
         "native/binding/record_decode.cc",
         "native/binding/completions.cc",
         "native/binding/ring_handle.cc",
+        "native/binding/completion_watch.cc",
         "native/binding/memory.cc",
         "native/binding/mapped_region.cc",
         "native/binding/addon.cc"
@@ -50,7 +52,6 @@
       "cflags": [
         "-Wall",
         "-Wextra",
-        "-Werror",
         "-fvisibility=hidden"
       ],
       "cflags_cc": [
@@ -58,10 +59,16 @@
         "-fexceptions",
         "-Wall",
         "-Wextra",
-        "-Werror",
         "-fvisibility=hidden"
       ],
       "conditions": [
+        [
+          "blockring_werror==1",
+          {
+            "cflags": ["-Werror"],
+            "cflags_cc": ["-Werror"]
+          }
+        ],
         [
           "blockring_sanitize==1",
           {

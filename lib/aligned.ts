@@ -1,6 +1,6 @@
 import type { BlockDevice } from './block-device';
 import { native } from './native';
-import { checkUint, rangeError, typeError } from './validate';
+import { checkOptions, checkUint, rangeError, typeError } from './validate';
 
 /**
  * A Buffer of `size` bytes whose data address is a multiple of `alignment`
@@ -58,7 +58,8 @@ export class BufferPool {
     this.count = checkUint(count, 'count');
     this.size = checkUint(size, 'size');
     if (this.count < 1 || this.size < 1) throw rangeError('ERR_OUT_OF_RANGE', 'count and size must be at least 1');
-    this.alignment = options.alignment ?? 4096;
+    const o = checkOptions(options, 'options', ['alignment']);
+    this.alignment = o.alignment === undefined ? 4096 : checkUint(o.alignment, 'options.alignment');
     // Each buffer starts aligned: round the stride up to the alignment.
     const stride = Math.ceil(this.size / this.alignment) * this.alignment;
     const slab = allocAligned(stride * this.count, this.alignment);

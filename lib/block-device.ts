@@ -2,7 +2,7 @@ import { BlockringError } from './errors';
 import { mapDevice, type MappedRegion, type MapOptions } from './mapped-region';
 import type { DeviceInfo } from './native';
 import { OP } from './records';
-import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews } from './validate';
+import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, typeError } from './validate';
 
 /** What a device needs from the ring that opened it. */
 export interface DeviceOwner {
@@ -47,8 +47,43 @@ export interface WriteZeroesOptions extends TagOption {
   unmap?: boolean;
 }
 
+const READ_KEYS = ['tag'] as const;
+const WRITE_KEYS = ['tag', 'fua'] as const;
+const FLUSH_KEYS = ['tag', 'metadata'] as const;
+const WRITE_ZEROES_KEYS = ['tag', 'unmap'] as const;
+
+// node:fs's read/write take (buffer, bufferOffset, length, position); ours
+// take (buffer, deviceOffset, options). Say how to write the call instead.
+function checkNotFsStyle(call: 'read' | 'write', args: IArguments): void {
+  if (args.length <= 3 && (typeof args[2] !== 'number' && typeof args[2] !== 'bigint')) return;
+  const [, bufferOffset, length, position] = args as unknown as [unknown, unknown, unknown, unknown];
+  const buf = bufferOffset === 0 && length === undefined ? 'buffer' : `buffer.subarray(${String(bufferOffset)}, ${
+    typeof bufferOffset === 'number' && typeof length === 'number' ? bufferOffset + length : `${String(bufferOffset)} + ${String(length)}`})`;
+  throw typeError('ERR_INVALID_ARG_TYPE', `dev.${call}(buffer, offset, options?) takes the device offset second and ` +
+    `reads or writes the whole buffer; node:fs's (buffer, offset, length, position) form is not supported: ` +
+    `write dev.${call}(${buf}, ${String(position ?? 'position')})`);
+}
+
+/**
+ * Rejections carry the caller's stack: an error made when a completion
+ * arrives has none of it, and V8 adds the awaiting caller's frames only to
+ * a stack captured inside an async function.
+ */
+export async function withCallSite<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof Error) Error.captureStackTrace(e, withCallSite);
+    throw e;
+  }
+}
+
 /** An open file or block device on a Ring. Obtain one with `ring.open()`. */
 export class BlockDevice {
+  /** Image format: always 'raw' here (see Qcow2Device). */
+  readonly format = 'raw' as const;
+  /** A raw device has no backing chain. */
+  readonly backing = null;
   readonly path: string;
   /** Index of this device in its ring (the raw interface's device field). */
   readonly handle: number;
@@ -113,12 +148,22 @@ export class BlockDevice {
     });
   }
 
+  /** Reads `buffer.byteLength` bytes at device offset `offset`. Resolves to the bytes read. */
   read(buffer: ArrayBufferView, offset: number | bigint, options?: TagOption): Promise<number> {
-    return this.#run(() => this.#rw(OP.read, 'read', [checkView(buffer, 'buffer')], offset, options));
+    const args = arguments;
+    return this.#run(() => {
+      checkNotFsStyle('read', args);
+      return this.#rw(OP.read, 'read', [checkView(buffer, 'buffer')], offset, options);
+    });
   }
 
+  /** Writes all of `buffer` at device offset `offset`. Resolves to the bytes written. */
   write(buffer: ArrayBufferView, offset: number | bigint, options?: WriteOptions): Promise<number> {
-    return this.#run(() => this.#rw(OP.write, 'write', [checkView(buffer, 'buffer')], offset, options));
+    const args = arguments;
+    return this.#run(() => {
+      checkNotFsStyle('write', args);
+      return this.#rw(OP.write, 'write', [checkView(buffer, 'buffer')], offset, options);
+    });
   }
 
   readv(buffers: ArrayBufferView[], offset: number | bigint, options?: TagOption): Promise<number> {
@@ -132,17 +177,17 @@ export class BlockDevice {
   /** fdatasync (or fsync with `metadata: true`). An ORDERED flush is a full barrier. */
   flush(options?: FlushOptions): Promise<void> {
     return this.#run(() => {
-      const o = checkOptions(options, 'options');
+      const o = checkOptions(options, 'options', FLUSH_KEYS);
       const flags = checkBool(o.metadata, 'options.metadata') ? 2 : 0;
-      return this.#request(OP.flush, 'flush', checkTag(o.tag), flags, null, 0, 0);
+      return this.#request(OP.flush, 'flush', checkTag(o.tag, 'options.tag'), flags, null, 0, 0);
     }).then(() => undefined);
   }
 
   /** Deallocates a range (punch-hole on files); it reads back as zeros. Resolves to the bytes covered. */
   discard(offset: number | bigint, length: number | bigint, options?: TagOption): Promise<number> {
     return this.#run(() => {
-      const o = checkOptions(options, 'options');
-      return this.#request(OP.discard, 'discard', checkTag(o.tag), 0, null,
+      const o = checkOptions(options, 'options', READ_KEYS);
+      return this.#request(OP.discard, 'discard', checkTag(o.tag, 'options.tag'), 0, null,
         checkUint(offset, 'offset'), checkUint(length, 'length'));
     });
   }
@@ -150,9 +195,9 @@ export class BlockDevice {
   /** Zeroes a range without transferring data. Resolves to the bytes covered. */
   writeZeroes(offset: number | bigint, length: number | bigint, options?: WriteZeroesOptions): Promise<number> {
     return this.#run(() => {
-      const o = checkOptions(options, 'options');
+      const o = checkOptions(options, 'options', WRITE_ZEROES_KEYS);
       const flags = checkBool(o.unmap, 'options.unmap') ? 4 : 0;
-      return this.#request(OP.writeZeroes, 'writeZeroes', checkTag(o.tag), flags, null,
+      return this.#request(OP.writeZeroes, 'writeZeroes', checkTag(o.tag, 'options.tag'), flags, null,
         checkUint(offset, 'offset'), checkUint(length, 'length'));
     });
   }
@@ -170,16 +215,16 @@ export class BlockDevice {
   }
 
   /** @internal Validates a request object for ring.submit(). */
-  _normalize(op: number, opName: string, buffers: ArrayBufferView[] | null, offset: unknown,
-    length: unknown, o: Record<string, unknown>): NormalizedRequest {
+  _normalize(op: number, opName: string, buffers: ArrayBufferView[] | null, o: Record<string, unknown>,
+    name: string): NormalizedRequest {
     this.#checkUsable(op);
     let flags = 0;
-    if (op === OP.write && checkBool(o.fua, 'fua')) flags |= 1;
-    if (op === OP.flush && checkBool(o.metadata, 'metadata')) flags |= 2;
-    if (op === OP.writeZeroes && checkBool(o.unmap, 'unmap')) flags |= 4;
-    const off = op === OP.flush ? 0 : checkUint(offset, 'offset');
-    const len = buffers ? totalLength(buffers) : op === OP.flush ? 0 : checkUint(length, 'length');
-    return { dev: this, op, opName, tag: checkTag(o.tag), flags, buffers, offset: off, length: len };
+    if (op === OP.write && checkBool(o.fua, `${name}.fua`)) flags |= 1;
+    if (op === OP.flush && checkBool(o.metadata, `${name}.metadata`)) flags |= 2;
+    if (op === OP.writeZeroes && checkBool(o.unmap, `${name}.unmap`)) flags |= 4;
+    const off = op === OP.flush ? 0 : checkUint(o.offset, `${name}.offset`);
+    const len = buffers ? totalLength(buffers) : op === OP.flush ? 0 : checkUint(o.length, `${name}.length`);
+    return { dev: this, op, opName, tag: checkTag(o.tag, `${name}.tag`), flags, buffers, offset: off, length: len };
   }
 
   #checkUsable(op: number): void {
@@ -191,17 +236,17 @@ export class BlockDevice {
 
   // Validation errors become rejections, never synchronous throws.
   #rw(op: number, opName: string, buffers: ArrayBufferView[], offset: unknown, options: unknown): Promise<number> {
-    const o = checkOptions(options, 'options');
+    const o = checkOptions(options, 'options', op === OP.write ? WRITE_KEYS : READ_KEYS);
     const flags = op === OP.write && checkBool(o.fua, 'options.fua') ? 1 : 0;
-    return this.#request(op, opName, checkTag(o.tag), flags, buffers, checkUint(offset, 'offset'), totalLength(buffers));
+    return this.#request(op, opName, checkTag(o.tag, 'options.tag'), flags, buffers, checkUint(offset, 'offset'), totalLength(buffers));
   }
 
   #request(op: number, opName: string, tag: number, flags: number, buffers: ArrayBufferView[] | null,
     offset: number, length: number): Promise<number> {
     this.#checkUsable(op);
-    return new Promise<number>((resolve, reject) => {
+    return withCallSite(new Promise<number>((resolve, reject) => {
       this.#owner._enqueue({ dev: this, op, opName, tag, flags, buffers, offset, length }, { resolve, reject });
-    });
+    }));
   }
 
   #run<T>(fn: () => Promise<T>): Promise<T> {

@@ -1,5 +1,5 @@
 export { Ring } from './ring';
-export type { BatchRequest, EngineInfo, EngineName, OpenOptions, RequestOp, RequestResult, RingOptions } from './ring';
+export type { BatchRequest, CompletionsMode, EngineInfo, EngineName, OpenOptions, RequestOp, RequestResult, RingOptions } from './ring';
 export { BlockDevice } from './block-device';
 export type { FlushOptions, TagOption, WriteOptions, WriteZeroesOptions } from './block-device';
 export { RawQueue } from './raw-queue';
@@ -10,3 +10,7 @@ export { BlockIoError, BlockringError, errnoName } from './errors';
 export { FLAG, OP, TAG } from './records';
 export type { Tag } from './validate';
 export { addressAlignment, allocAligned, BufferPool } from './aligned';
+export { createImage } from './format/image';
+export type { CreateImageOptions, ImageFormat } from './format/image';
+export { Qcow2Device } from './format/qcow2';
+export type { BackingDevice, Extent } from './format/qcow2';

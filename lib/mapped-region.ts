@@ -45,7 +45,7 @@ const ADVICE: readonly Advice[] = ['normal', 'random', 'sequential', 'willneed',
 
 /** @internal Validates options and maps; BlockDevice.map() calls this. */
 export function mapDevice(src: MapSource, options: MapOptions | undefined): MappedRegion {
-  const o = checkOptions(options, 'options');
+  const o = checkOptions(options, 'options', ['offset', 'length', 'mode', 'readOnly']);
   const mode = o.mode ?? 'shared';
   if (mode !== 'shared' && mode !== 'private') {
     throw typeError('ERR_INVALID_ARG_VALUE', `options.mode must be 'shared' or 'private', got ${String(mode)}`);
@@ -135,7 +135,7 @@ export class MappedRegion {
   /** msync: resolves when written pages have reached the device (with `async`, once writeback is scheduled). */
   sync(options?: SyncOptions): Promise<void> {
     try {
-      const async = checkBool(checkOptions(options, 'options').async, 'options.async');
+      const async = checkBool(checkOptions(options, 'options', ['async']).async, 'options.async');
       this.#checkMapped();
       return this.#h.sync(async).catch((e: unknown) => {
         throw fromNative(e, this.path);

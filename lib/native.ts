@@ -4,6 +4,8 @@ import path from 'node:path';
 
 export interface DeviceInfo {
   handle: number;
+  /** The engine's own duplicate of the fd passed in (the caller closes that one). */
+  fd: number;
   size: number;
   isBlockDevice: boolean;
   readOnly: boolean;
@@ -48,6 +50,7 @@ export interface RingHandleOptions {
   directSubmitBatch: number;
   trace: boolean;
   nullEngine?: NativeNullOptions;
+  completions: 'uv-poll' | 'thread';
   cq: Float64Array;
   rawSq: Float64Array;
   rawCq: Float64Array;
@@ -58,8 +61,9 @@ export interface RingHandle {
   readonly engine: string;
   readonly engineInfo: { name: string; requested: string; fallbackReason: string | null };
   readonly depth: number;
+  readonly completions: 'uv-poll' | 'thread';
   addDevice(fd: number, options: AddDeviceOptions): DeviceInfo;
-  /** The device's size as the engine tracks it; with a second argument, sets it. */
+  /** The device's size as the engine tracks it; with a second argument, truncates the file to it. */
   deviceSize(handle: number, size?: number): number;
   /** True when the fd was closed now; false when raw requests keep it open. */
   closeDevice(handle: number): boolean;

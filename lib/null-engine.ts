@@ -53,7 +53,7 @@ function checkErrno(v: unknown, name: string): number {
 
 /** Checks options.nullEngine; undefined becomes the defaults. */
 export function normalizeNullEngine(v: unknown): NativeNullOptions {
-  const o = checkOptions(v, 'options.nullEngine');
+  const o = checkOptions(v, 'options.nullEngine', ['latencyUs', 'seed', 'faults']);
   let min = 0;
   let max = 0;
   if (Array.isArray(o.latencyUs)) {
@@ -70,7 +70,7 @@ export function normalizeNullEngine(v: unknown): NativeNullOptions {
     if (!Array.isArray(o.faults)) throw typeError('ERR_INVALID_ARG_TYPE', 'options.nullEngine.faults must be an array');
     o.faults.forEach((raw: unknown, i) => {
       const name = `options.nullEngine.faults[${i}]`;
-      const f = checkOptions(raw, name);
+      const f = checkOptions(raw, name, ['op', 'offsetStart', 'offsetEnd', 'count', 'errno']);
       let op = -1;
       if (f.op !== undefined) {
         if (typeof f.op !== 'string' || !Object.prototype.hasOwnProperty.call(OP, f.op)) {

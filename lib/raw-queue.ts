@@ -2,7 +2,7 @@ import type { BlockDevice } from './block-device';
 import { fromNative } from './errors';
 import type { RingHandle } from './native';
 import { opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_BUFOFFSET, SQ_DEVICE, SQ_ID, SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE } from './records';
-import { checkViews } from './validate';
+import { checkBool, checkOptions, checkViews } from './validate';
 
 /**
  * The low-level interface: requests are records in a preallocated
@@ -48,7 +48,7 @@ export class RawQueue {
     // copy, whatever the caller later does with theirs.
     const views = checkViews(buffers, 'buffers');
     try {
-      return this.#h.registerBuffers(views, options.fixed ?? true);
+      return this.#h.registerBuffers(views, checkBool(checkOptions(options, 'options', ['fixed']).fixed ?? true, 'options.fixed'));
     } catch (e) {
       throw fromNative(e);
     }

@@ -51,18 +51,59 @@ export function checkUint(v: unknown, name: string): number {
   return v;
 }
 
-export function checkTag(v: unknown): number {
+export function checkTag(v: unknown, name = 'tag'): number {
   if (v === undefined) return 0;
   if (typeof v !== 'string' || !Object.prototype.hasOwnProperty.call(TAGS, v)) {
-    throw typeError('ERR_INVALID_ARG_VALUE', `tag must be 'simple', 'ordered' or 'head', got ${String(v)}`);
+    throw typeError('ERR_INVALID_ARG_VALUE', `${name} must be 'simple', 'ordered' or 'head', got ${String(v)}`);
   }
   return TAGS[v as Tag];
 }
 
-export function checkOptions(v: unknown, name: string): Record<string, unknown> {
+/**
+ * An options object (undefined: none). A key outside `known` is refused: a
+ * misspelt option (`readonly` for `readOnly`) must not silently do nothing.
+ */
+export function checkOptions(v: unknown, name: string, known: readonly string[]): Record<string, unknown> {
   if (v === undefined) return {};
   if (v === null || typeof v !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be an object`);
+  for (const key of Object.keys(v)) {
+    if (known.includes(key)) continue;
+    const near = nearest(key, known);
+    throw typeError('ERR_INVALID_ARG_VALUE', `${name}.${key} is not a known option` +
+      (near ? `; did you mean '${near}'?` : '') + ` (known: ${known.join(', ')})`);
+  }
   return v as Record<string, unknown>;
+}
+
+// The known key closest to a misspelt one, if it is close enough to be what
+// was meant: case-insensitive edit distance counting a swap of neighbours as
+// one edit; a truncation (`align` for `alignment`) counts as one too.
+function nearest(key: string, known: readonly string[]): string | null {
+  const a = key.toLowerCase();
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const b = k.toLowerCase();
+    const d = b.startsWith(a) || a.startsWith(b) ? 1 : editDistance(a, b);
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i]!;
+      const up = d[i - 1]!;
+      row[j] = Math.min(up[j]! + 1, row[j - 1]! + 1, up[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 export function checkBool(v: unknown, name: string): boolean {

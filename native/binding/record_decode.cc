@@ -51,8 +51,13 @@ bool CheckRecord(const double* rec, const RecordBuffers& bufs, const Engine& eng
       return fail(ErrorClass::kRange, "ERR_OUT_OF_RANGE", "request exceeds its registered buffer");
     }
     length = static_cast<uint64_t>(rec[kSqLength]);
-    if (c.direct && (reinterpret_cast<uintptr_t>(b.data + static_cast<size_t>(rec[kSqBufOffset])) % c.mem_align)) {
-      snprintf(msg, msg_len, "O_DIRECT buffer address must be a multiple of %u bytes", c.mem_align);
+    uintptr_t address = reinterpret_cast<uintptr_t>(b.data + static_cast<size_t>(rec[kSqBufOffset]));
+    if (c.direct && address % c.mem_align) {
+      snprintf(msg, msg_len,
+               "O_DIRECT: buffer address 0x%llx (registered buffer %zu + %llu) is not a multiple of %u "
+               "(dev.memoryAlignment); allocate buffers with allocAligned(size, dev)",
+               static_cast<unsigned long long>(address), static_cast<size_t>(rec[kSqBuffer]),
+               static_cast<unsigned long long>(rec[kSqBufOffset]), c.mem_align);
       return fail(ErrorClass::kRange, "ERR_MISALIGNED", msg);
     }
   } else {
@@ -62,17 +67,34 @@ bool CheckRecord(const double* rec, const RecordBuffers& bufs, const Engine& eng
     }
     for (size_t k = static_cast<size_t>(first); k < static_cast<size_t>(first + n); k++) {
       length += bufs.views[k].length;
-      if (c.direct && (reinterpret_cast<uintptr_t>(bufs.views[k].data) % c.mem_align || bufs.views[k].length % c.offset_align)) {
+      if (!c.direct) continue;
+      uintptr_t address = reinterpret_cast<uintptr_t>(bufs.views[k].data);
+      // One buffer: its length is the request's, checked below as "length".
+      char which[32] = "buffer";
+      if (n > 1) snprintf(which, sizeof(which), "buffers[%zu]", k - static_cast<size_t>(first));
+      if (address % c.mem_align) {
         snprintf(msg, msg_len,
-                 "O_DIRECT buffers must start at a multiple of %u bytes and hold a multiple of %u bytes",
-                 c.mem_align, c.offset_align);
+                 "O_DIRECT: %s address 0x%llx is not a multiple of %u (dev.memoryAlignment); "
+                 "allocate buffers with allocAligned(size, dev)",
+                 which, static_cast<unsigned long long>(address), c.mem_align);
+        return fail(ErrorClass::kRange, "ERR_MISALIGNED", msg);
+      }
+      if (n > 1 && bufs.views[k].length % c.offset_align) {
+        snprintf(msg, msg_len,
+                 "O_DIRECT: %s length %zu is not a multiple of %u (dev.offsetAlignment); "
+                 "allocate buffers with allocAligned(size, dev) and a size that is a multiple of it",
+                 which, bufs.views[k].length, c.offset_align);
         return fail(ErrorClass::kRange, "ERR_MISALIGNED", msg);
       }
     }
   }
   if (c.direct && transfer && (offset % c.offset_align || length % c.offset_align)) {
-    snprintf(msg, msg_len, "O_DIRECT offset and length must be multiples of %u bytes (got offset %llu, length %llu)",
-             c.offset_align, static_cast<unsigned long long>(offset), static_cast<unsigned long long>(length));
+    bool bad_offset = offset % c.offset_align;
+    snprintf(msg, msg_len,
+             "O_DIRECT: %s %llu is not a multiple of %u (dev.offsetAlignment)%s",
+             bad_offset ? "offset" : "length",
+             static_cast<unsigned long long>(bad_offset ? offset : length), c.offset_align,
+             bad_offset ? "" : "; allocate buffers with allocAligned(size, dev) and a size that is a multiple of it");
     return fail(ErrorClass::kRange, "ERR_MISALIGNED", msg);
   }
   if (o != Op::kRead && !c.growable && offset + length > dev->size) {

@@ -1,25 +1,26 @@
-// The native half of a Ring: owns an Engine, watches its eventfd with a
-// uv_poll_t on the creating thread's loop, and hands each batch of
-// completions to JS (completions.h). Records are checked and decoded by
-// record_decode.h, the registered buffers kept in registered_buffers.h,
-// engine options read by engine_options.h. Runs only on that thread.
+// The native half of a Ring: owns an Engine, watches its eventfd (a
+// CompletionWatch: uv_poll_t or a waiter thread) for the creating thread,
+// and hands each batch of completions to JS (completions.h). Records are
+// checked and decoded by record_decode.h, registered buffers kept by
+// registered_buffers.h, engine options read by engine_options.h. Runs only
+// on that thread.
 #pragma once
 
 #include <napi.h>
-#include <uv.h>
 
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "../engine/engine.h"
+#include "completion_watch.h"
 #include "completions.h"
 #include "record_decode.h"
 #include "registered_buffers.h"
 
 namespace blockring {
 
-class RingHandle final : public Napi::ObjectWrap<RingHandle> {
+class RingHandle final : public Napi::ObjectWrap<RingHandle>, private CompletionListener {
  public:
   static Napi::Function Define(Napi::Env env);
   explicit RingHandle(const Napi::CallbackInfo& info);
@@ -37,6 +38,7 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle> {
   Napi::Value EngineName(const Napi::CallbackInfo& info);
   Napi::Value EngineInfo(const Napi::CallbackInfo& info);
   Napi::Value Depth(const Napi::CallbackInfo& info);
+  Napi::Value Completions(const Napi::CallbackInfo& info);
 
   struct Failure {
     uint32_t index = 0;
@@ -46,23 +48,16 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle> {
   std::vector<Failure> SubmitRecords(const double* sq, uint32_t count, const std::vector<View>& views, bool raw,
                                      bool atomic);
   static Napi::Array FailuresToJs(Napi::Env env, const std::vector<Failure>& failures);
-  void OnReadable();
+  void OnReadable() override;
+  void OnEnvTeardown() override { Teardown(); }
   void UpdateRefs();
   void Teardown();
   void CheckOpen(Napi::Env env);
 
-  static void OnPoll(uv_poll_t* handle, int status, int events);
-  static void OnEnvCleanup(napi_async_cleanup_hook_handle handle, void* arg);
-
   std::unique_ptr<Engine> engine_;
-  // The eventfd watcher. Outlives this object until libuv's close callback,
-  // which also releases the environment cleanup hook.
-  struct PollHandle {
-    uv_poll_t poll;
-    RingHandle* owner = nullptr;
-    napi_async_cleanup_hook_handle hook = nullptr;
-  };
-  PollHandle* poll_ = nullptr;
+  // The eventfd watcher; closed (and then freed by the runtime) at teardown.
+  CompletionWatch* watch_ = nullptr;
+  const char* watch_name_ = "";
   bool closed_ = false;
   bool in_callback_ = false;
   bool close_pending_ = false;

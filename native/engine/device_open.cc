@@ -15,7 +15,7 @@ int Fail(DeviceOpened* out, int err, const char* syscall, const char* what) {
 
 }  // namespace
 
-int InspectDevice(int fd, const DeviceOpenOptions& o, DeviceOpened* out) {
+int PrepareDevice(int fd, const DeviceOpenOptions& o, DeviceOpened* out) {
   Geometry g;
   int r = QueryGeometry(fd, &g);
   if (r < 0) return Fail(out, r, "fstat", "cannot inspect device");
@@ -46,6 +46,9 @@ int InspectDevice(int fd, const DeviceOpenOptions& o, DeviceOpened* out) {
   if (g.is_block_device) c.block_size = lbs;
   out->logical_block_size = lbs;
   out->physical_block_size = g.physical_block_size ? g.physical_block_size : lbs;
+  r = DuplicateFd(fd);
+  if (r < 0) return Fail(out, r, "fcntl", "cannot duplicate the device fd");
+  out->fd = r;
   return 0;
 }
 

@@ -19,6 +19,7 @@ struct DeviceOpenOptions {
 };
 
 struct DeviceOpened {
+  int fd = -1;  // the engine's own duplicate of the caller's fd (Engine::AddDevice takes it)
   DeviceConfig config;
   uint32_t logical_block_size = 512;
   uint32_t physical_block_size = 512;
@@ -27,7 +28,9 @@ struct DeviceOpened {
   const char* what = "";
 };
 
-// Fills *out for fd. 0, or -errno with out->syscall and out->what set.
-int InspectDevice(int fd, const DeviceOpenOptions& options, DeviceOpened* out);
+// Inspects fd, locks it when exclusive and duplicates it: the engine owns
+// the duplicate and the caller closes fd (runtimes such as Deno track and
+// close their own). 0, or -errno with out->syscall and out->what set.
+int PrepareDevice(int fd, const DeviceOpenOptions& options, DeviceOpened* out);
 
 }  // namespace blockring

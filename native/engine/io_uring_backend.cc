@@ -8,9 +8,6 @@
 
 #include "../kernel/io_uring.h"
 
-#ifndef BLOCK_URING_CMD_DISCARD
-#define BLOCK_URING_CMD_DISCARD _IO(0x12, 0)  // <linux/blkdev.h>, Linux 6.12
-#endif
 #include "device.h"
 
 namespace blockring {
@@ -39,8 +36,8 @@ class IoUringBackend final : public Backend {
       *why = "kernel lacks IORING_FEAT_NODROP (needs Linux 5.5+)";
       return -EOPNOTSUPP;
     }
-    bool ops[IORING_OP_LAST] = {};
-    r = UringProbe(&q_, ops, IORING_OP_LAST);
+    bool ops[kUringProbeOps] = {};
+    r = UringProbe(&q_, ops, kUringProbeOps);
     if (r < 0) {
       *why = "IORING_REGISTER_PROBE failed (needs Linux 5.6+)";
       return r;
@@ -102,9 +99,9 @@ class IoUringBackend final : public Backend {
           // Asynchronous BLKDISCARD (6.12+). Older kernels fail it with
           // EINVAL/EOPNOTSUPP/ENOTTY; Reap then falls back to fallocate.
           sqe->opcode = IORING_OP_URING_CMD;
-          sqe->cmd_op = BLOCK_URING_CMD_DISCARD;
+          SqeSetCmdOp(sqe, BLOCK_URING_CMD_DISCARD);
           sqe->addr = r->offset;
-          sqe->addr3 = r->length;
+          SqeSetAddr3(sqe, r->length);
           r->attempt = kAttemptUringDiscard;
           break;
         }

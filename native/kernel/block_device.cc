@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <linux/stat.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -11,18 +10,20 @@
 
 #include <cstdlib>
 
+#include "uapi_compat.h"
+
 namespace blockring {
 namespace {
 
 // statx through the raw syscall: DIOALIGN needs Linux 6.1, and older
 // kernels simply leave the bit clear in stx_mask.
 int StatxDioAlign(int fd, uint32_t* mem, uint32_t* offset) {
-  struct statx stx = {};
+  StatxDio stx = {};
   long r = syscall(__NR_statx, fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx);
   if (r < 0) return -errno;
-  if (!(stx.stx_mask & STATX_DIOALIGN)) return -EOPNOTSUPP;
-  *mem = stx.stx_dio_mem_align;
-  *offset = stx.stx_dio_offset_align;
+  if (!(stx.mask & STATX_DIOALIGN)) return -EOPNOTSUPP;
+  *mem = stx.dio_mem_align;
+  *offset = stx.dio_offset_align;
   return 0;
 }
 
@@ -92,6 +93,18 @@ int LockFileExclusive(int fd) {
   lk.l_start = 0;
   lk.l_len = 0;  // whole file, however it grows
   if (fcntl(fd, F_OFD_SETLK, &lk) < 0) return errno == EACCES ? -EAGAIN : -errno;
+  return 0;
+}
+
+int DuplicateFd(int fd) {
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return r < 0 ? -errno : r;
+}
+
+int TruncateFile(int fd, uint64_t size) {
+  while (ftruncate(fd, static_cast<off_t>(size)) < 0) {
+    if (errno != EINTR) return -errno;
+  }
   return 0;
 }
 

@@ -30,4 +30,9 @@ int ProbeDirectAlignment(int fd, uint32_t* offset_align, uint32_t* mem_align);
 // when someone else holds it, or -errno.
 int LockFileExclusive(int fd);
 
+// A close-on-exec duplicate of fd (same open file description), or -errno.
+int DuplicateFd(int fd);
+// ftruncate: 0 or -errno.
+int TruncateFile(int fd, uint64_t size);
+
 }  // namespace blockring

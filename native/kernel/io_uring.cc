@@ -178,15 +178,16 @@ int UringUnregisterBuffers(UringQueue* q) {
 
 int UringProbe(UringQueue* q, bool* supported, unsigned n) {
   const unsigned ops = 256;
-  size_t size = sizeof(io_uring_probe) + ops * sizeof(io_uring_probe_op);
+  size_t size = sizeof(UringProbeHeader) + ops * sizeof(UringProbeOp);
   std::unique_ptr<char[]> mem(new char[size]());
-  auto* probe = reinterpret_cast<io_uring_probe*>(mem.get());
+  auto* probe = reinterpret_cast<UringProbeHeader*>(mem.get());
+  auto* entry = reinterpret_cast<UringProbeOp*>(mem.get() + sizeof(UringProbeHeader));
   int r = SysRegister(q->fd, IORING_REGISTER_PROBE, probe, ops);
   if (r < 0) return r;
   for (unsigned i = 0; i < n; i++) supported[i] = false;
   for (unsigned i = 0; i < probe->ops_len && i < ops; i++) {
-    unsigned op = probe->ops[i].op;
-    if (op < n && (probe->ops[i].flags & IO_URING_OP_SUPPORTED)) supported[op] = true;
+    unsigned op = entry[i].op;
+    if (op < n && (entry[i].flags & IO_URING_OP_SUPPORTED)) supported[op] = true;
   }
   return 0;
 }

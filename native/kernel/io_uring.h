@@ -3,11 +3,12 @@
 // -errno on failure and never throw.
 #pragma once
 
-#include <linux/io_uring.h>
 #include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
+
+#include "uapi_compat.h"
 
 namespace blockring {
 
@@ -67,7 +68,9 @@ bool UringCqOverflowPending(const UringQueue* q);
 int UringRegisterEventfd(UringQueue* q, int efd);
 int UringRegisterBuffers(UringQueue* q, const iovec* iov, unsigned n);
 int UringUnregisterBuffers(UringQueue* q);
-// Fills `supported` (indexed by opcode, size IORING_OP_LAST) from IORING_REGISTER_PROBE.
+// Opcodes a probe reports on (every opcode blockring uses is below this).
+constexpr unsigned kUringProbeOps = 64;
+// Fills `supported` (indexed by opcode, size n) from IORING_REGISTER_PROBE.
 int UringProbe(UringQueue* q, bool* supported, unsigned n);
 
 }  // namespace blockring
