@@ -12,6 +12,7 @@
         "native/kernel/eventfd.cc",
         "native/kernel/block_device.cc",
         "native/kernel/mmap.cc",
+        "native/kernel/socket.cc",
         "native/engine/scheduler.cc",
         "native/engine/engine.cc",
         "native/engine/io_uring_backend.cc",
@@ -22,6 +23,11 @@
         "native/engine/device_open.cc",
         "native/engine/null_backend.cc",
         "native/engine/factory.cc",
+        "native/vhost/memory_table.cc",
+        "native/vhost/virtqueue.cc",
+        "native/vhost/blk_request.cc",
+        "native/vhost/blk_backend.cc",
+        "native/vhost/server.cc",
         "native/binding/errors.cc",
         "native/binding/values.cc",
         "native/binding/engine_options.cc",
@@ -32,6 +38,7 @@
         "native/binding/completion_watch.cc",
         "native/binding/memory.cc",
         "native/binding/mapped_region.cc",
+        "native/binding/vhost_user_blk.cc",
         "native/binding/addon.cc"
       ],
       "include_dirs": [

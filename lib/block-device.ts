@@ -208,6 +208,12 @@ export class BlockDevice {
     return mapDevice({ fd: this.#owner._deviceFd(this), path: this.path, size: this.size, readOnly: this.readOnly }, options);
   }
 
+  /** @internal The open fd (servers duplicate it; it stays the ring's). */
+  _fd(): number {
+    if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    return this.#owner._deviceFd(this);
+  }
+
   /** Waits for this device's requests, then closes it. Idempotent. */
   close(): Promise<void> {
     if (!this._closing) this._closing = this.#owner._closeDevice(this);

@@ -14,3 +14,5 @@ export { createImage } from './format/image';
 export type { CreateImageOptions, ImageFormat } from './format/image';
 export { Qcow2Device } from './format/qcow2';
 export type { BackingDevice, Extent } from './format/qcow2';
+export { serveVhostUserBlk, VhostUserBlkServer } from './server/vhost-user-blk';
+export type { VhostUserBlkOptions, VhostUserBlkStats } from './server/vhost-user-blk';

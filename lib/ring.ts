@@ -22,7 +22,7 @@ function recordError(f: RecordFailure): Error {
 }
 
 export type EngineName = 'auto' | 'io_uring' | 'libaio' | 'threads' | 'mmap' | 'null';
-const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads', 'mmap', 'null'];
+export const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads', 'mmap', 'null'];
 
 /** Which engine a ring runs on, and why `auto` passed over the others. */
 export interface EngineInfo {

@@ -5,6 +5,7 @@
 #include "memory.h"
 #include "mapped_region.h"
 #include "ring_handle.h"
+#include "vhost_user_blk.h"
 
 namespace blockring {
 
@@ -15,6 +16,7 @@ class BlockringAddon final : public Napi::Addon<BlockringAddon> {
     exports.Set("allocAligned", Napi::Function::New<AllocAligned>(env, "allocAligned"));
     exports.Set("addressAlignment", Napi::Function::New<AddressAlignment>(env, "addressAlignment"));
     exports.Set("MappedRegion", MappedRegion::Define(env));
+    exports.Set("VhostUserBlkHandle", VhostUserBlkHandle::Define(env));
   }
 };
 
