@@ -37,6 +37,7 @@
         "native/binding/ring_handle.cc",
         "native/binding/completion_watch.cc",
         "native/binding/memory.cc",
+        "native/binding/seek.cc",
         "native/binding/mapped_region.cc",
         "native/binding/vhost_user_blk.cc",
         "native/binding/addon.cc"

@@ -119,6 +119,8 @@ export interface NativeBinding {
   MappedRegion: new (fd: number, offset: number, length: number, privateCow: boolean, readOnly: boolean,
     externalBuffers: boolean) => MappedRegionHandle;
   VhostUserBlkHandle: new (fd: number, options: VhostUserBlkHandleOptions) => VhostUserBlkHandle;
+  /** lseek(fd, offset, data ? SEEK_DATA : SEEK_HOLE): the offset found, or -errno. */
+  seekDataOrHole(fd: number, offset: number, data: boolean): number;
 }
 
 function load(): NativeBinding {

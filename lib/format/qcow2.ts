@@ -15,7 +15,7 @@
 //   left by a crash points at old data, never at someone else's.
 import path from 'node:path';
 import zlib from 'node:zlib';
-import type { BlockDevice, TagOption, WriteOptions, WriteZeroesOptions, FlushOptions } from '../block-device';
+import type { BlockDevice, Extent, TagOption, WriteOptions, WriteZeroesOptions, FlushOptions } from '../block-device';
 import { BlockringError } from '../errors';
 import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, rangeError, typeError } from '../validate';
 import {
@@ -24,14 +24,6 @@ import {
 } from './qcow2-header';
 import { MetadataCache, type Table } from './metadata-cache';
 import { TaskGate } from './task-gate';
-
-/** One run of a device's address space, as `dev.allocation()` reports it. */
-export interface Extent {
-  offset: number;
-  length: number;
-  /** data: allocated in this image; zero: reads as zeros by metadata; backing: served by the backing chain; hole: unallocated anywhere (reads as zeros). */
-  type: 'data' | 'zero' | 'backing' | 'hole';
-}
 
 /** What a qcow2 device needs from a backing device (raw or qcow2). */
 export interface BackingDevice {
