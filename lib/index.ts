@@ -16,3 +16,5 @@ export { Qcow2Device } from './format/qcow2';
 export type { BackingDevice } from './format/qcow2';
 export { serveVhostUserBlk, VhostUserBlkServer } from './server/vhost-user-blk';
 export type { VhostUserBlkOptions, VhostUserBlkStats } from './server/vhost-user-blk';
+export { NbdServer, serveNbd } from './server/nbd/server';
+export type { NbdDevice, NbdServerOptions, NbdServerStats } from './server/nbd/server';
