@@ -4,6 +4,8 @@ import path from 'node:path';
 
 export interface DeviceInfo {
   handle: number;
+  /** The fd the addon opened and owns (for mmap). */
+  fd: number;
   size: number;
   isBlockDevice: boolean;
   readOnly: boolean;
@@ -16,11 +18,14 @@ export interface DeviceInfo {
   memoryAlignment: number;
 }
 
-export interface AddDeviceOptions {
-  direct: boolean;
+export interface OpenDeviceOptions {
   readOnly: boolean;
+  create: boolean;
+  direct: boolean;
   growable: boolean;
   exclusive: boolean;
+  /** Grow a smaller regular file to this size (not with readOnly). */
+  size: number | undefined;
   /** Ignore statx/ioctl alignment and probe with reads (BLOCKRING_PROBE_ALIGNMENT=1; for tests). */
   probeAlignment: boolean;
 }
@@ -58,7 +63,10 @@ export interface RingHandle {
   readonly engine: string;
   readonly engineInfo: { name: string; requested: string; fallbackReason: string | null };
   readonly depth: number;
-  addDevice(fd: number, options: AddDeviceOptions): DeviceInfo;
+  /** Opens (on the threadpool) and adds a device; rejects with an errno error. */
+  openDevice(path: string, options: OpenDeviceOptions): Promise<DeviceInfo>;
+  /** ftruncate (on the threadpool), then the engine's size. */
+  resizeDevice(handle: number, size: number): Promise<void>;
   /** The device's size as the engine tracks it; with a second argument, sets it. */
   deviceSize(handle: number, size?: number): number;
   /** True when the fd was closed now; false when raw requests keep it open. */
