@@ -2,7 +2,7 @@ import { BlockringError } from './errors';
 import { mapDevice, type MappedRegion, type MapOptions } from './mapped-region';
 import type { DeviceInfo } from './native';
 import { OP } from './records';
-import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, typeError } from './validate';
+import { checkBool, checkOptions, checkTag, checkUint, checkIoView, checkViews, typeError } from './validate';
 
 /** What a device needs from the ring that opened it. */
 export interface DeviceOwner {
@@ -149,7 +149,7 @@ export class BlockDevice {
     const args = arguments;
     return this.#run(() => {
       checkNotFsStyle('read', args);
-      return this.#rw(OP.read, 'read', [checkView(buffer, 'buffer')], offset, options);
+      return this.#rw(OP.read, 'read', [checkIoView(buffer, 'buffer')], offset, options);
     });
   }
 
@@ -158,7 +158,7 @@ export class BlockDevice {
     const args = arguments;
     return this.#run(() => {
       checkNotFsStyle('write', args);
-      return this.#rw(OP.write, 'write', [checkView(buffer, 'buffer')], offset, options);
+      return this.#rw(OP.write, 'write', [checkIoView(buffer, 'buffer')], offset, options);
     });
   }
 

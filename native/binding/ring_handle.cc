@@ -74,7 +74,8 @@ void ReadNullOptions(Napi::Env env, Napi::Value v, NullOptions* out) {
 Napi::Function RingHandle::Define(Napi::Env env) {
   return DefineClass(env, "RingHandle",
                      {
-                         InstanceMethod<&RingHandle::AddDevice>("addDevice"),
+                         InstanceMethod<&RingHandle::OpenDevice>("openDevice"),
+                         InstanceMethod<&RingHandle::ResizeDevice>("resizeDevice"),
                          InstanceMethod<&RingHandle::CloseDevice>("closeDevice"),
                          InstanceMethod<&RingHandle::Submit>("submit"),
                          InstanceMethod<&RingHandle::DeviceSize>("deviceSize"),
@@ -188,27 +189,31 @@ void RingHandle::Teardown() {
     engine_.reset();
   }
   registered_.clear();
+  registered_holds_.clear();  // the kernel is done with them: drained above
 }
 
 void RingHandle::CheckOpen(Napi::Env env) {
   if (closed_ || close_pending_) ThrowState(env, "ERR_RING_CLOSED", "ring is closed");
 }
 
-// addDevice(fd, { direct, readOnly, growable, exclusive }) -> device info
-Napi::Value RingHandle::AddDevice(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CheckOpen(env);
-  double fdv = info[0].ToNumber().DoubleValue();
-  if (!IsUint(fdv, 0x7fffffff)) ThrowType(env, "ERR_INVALID_ARG_TYPE", "fd must be a non-negative integer");
-  int fd = static_cast<int>(fdv);
-  Napi::Object opts = info[1].As<Napi::Object>();
+// Hands an open fd to the engine; the fd is closed on failure (no JS code
+// ever owns it). Returns the device info.
+Napi::Object RingHandle::AdoptDevice(Napi::Env env, int fd, const DeviceOptions& o) {
+  auto fail = [&](int err, const char* syscall, const char* msg) {
+    CloseDeviceFile(fd);
+    ThrowErrno(env, err, syscall, msg);
+  };
+  if (closed_ || close_pending_) {
+    CloseDeviceFile(fd);
+    ThrowState(env, "ERR_RING_CLOSED", "ring is closed");
+  }
   Geometry g;
   int r = QueryDeviceGeometry(fd, &g);
-  if (r < 0) ThrowErrno(env, r, "fstat", "cannot inspect device");
+  if (r < 0) fail(r, "fstat", "cannot inspect device");
   DeviceConfig c;
-  c.direct = opts.Get("direct").ToBoolean();
-  c.read_only = opts.Get("readOnly").ToBoolean() || g.read_only;
-  c.growable = opts.Get("growable").ToBoolean() && !g.is_block_device;
+  c.direct = o.open.direct;
+  c.read_only = o.open.read_only || g.read_only;
+  c.growable = o.growable && !g.is_block_device;
   c.is_block_device = g.is_block_device;
   c.size = g.size;
   uint32_t lbs = g.logical_block_size;
@@ -216,22 +221,23 @@ Napi::Value RingHandle::AddDevice(const Napi::CallbackInfo& info) {
     // Alignment O_DIRECT needs: statx DIOALIGN (6.1+), else the block
     // device's logical block size, else probe with real reads.
     uint32_t off = g.dio_offset_align, mem = g.dio_mem_align;
-    if (opts.Get("probeAlignment").ToBoolean()) off = mem = 0;  // tests: exercise the probe
+    if (o.probe_alignment) off = mem = 0;  // tests: exercise the probe
     if (!off && g.is_block_device) off = mem = lbs;
     if (!off && ProbeDeviceDirectAlignment(fd, &off, &mem) < 0) off = mem = 4096;
     c.offset_align = off;
     c.mem_align = mem ? mem : off;
     if (!lbs) lbs = off;
   }
-  if (opts.Get("exclusive").ToBoolean() && !g.is_block_device) {
+  if (o.open.exclusive && !g.is_block_device) {
     // Block devices get O_EXCL at open; files an OFD lock.
     r = LockDeviceExclusive(fd);
-    if (r < 0) ThrowErrno(env, r == -EAGAIN ? -EBUSY : r, "fcntl", "device is in use by another exclusive opener");
+    if (r < 0) fail(r == -EAGAIN ? -EBUSY : r, "fcntl", "device is in use by another exclusive opener");
   }
   if (g.is_block_device) c.block_size = lbs ? lbs : 512;
   Device* dev = engine_->AddDevice(fd, c);
   Napi::Object out = Napi::Object::New(env);
   out.Set("handle", dev->handle);
+  out.Set("fd", fd);
   out.Set("size", static_cast<double>(g.size));
   out.Set("isBlockDevice", g.is_block_device);
   out.Set("readOnly", c.read_only);
@@ -344,6 +350,7 @@ const char* RingHandle::CheckRecord(const double* rec, const std::vector<View>& 
       return fail(1, "ERR_OUT_OF_RANGE", "buffer index out of range");
     }
     for (size_t k = static_cast<size_t>(first); k < static_cast<size_t>(first + n); k++) {
+      if (views[k].bad) return fail(0, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBufferView");
       length += views[k].length;
       if (!c.direct) continue;
       uintptr_t address = reinterpret_cast<uintptr_t>(views[k].data);
@@ -425,7 +432,7 @@ std::vector<RingHandle::Failure> RingHandle::SubmitRecords(const double* sq, uin
       r->iov[0].iov_base = registered_[index].data + static_cast<size_t>(rec[kSqBufOffset]);
       r->iov[0].iov_len = static_cast<size_t>(rec[kSqLength]);
       r->length = r->iov[0].iov_len;
-      if (registered_fixed_) {
+      if (registered_fixed_ && r->length) {  // a zero-length fixed request is EFAULT
         r->flags |= kFlagFixedBuffer;
         r->buf_index = static_cast<uint16_t>(index);
       }
@@ -438,6 +445,7 @@ std::vector<RingHandle::Failure> RingHandle::SubmitRecords(const double* sq, uin
         r->iov[k].iov_base = views[first + k].data;
         r->iov[k].iov_len = views[first + k].length;
         r->length += views[first + k].length;
+        r->HoldMemory(views[first + k].data, views[first + k].length);
       }
       // A buffer inside a registered pool goes as READ_FIXED/WRITE_FIXED.
       int fixed = n == 1 && registered_fixed_ ? FindRegistered(views[first].data, views[first].length) : -1;
@@ -470,6 +478,7 @@ Napi::Array RingHandle::FailuresToJs(Napi::Env env, const std::vector<Failure>& 
 }
 
 int RingHandle::FindRegistered(const char* data, size_t length) const {
+  if (!length) return -1;  // nothing to transfer; the kernel refuses a zero-length fixed buffer
   // registered_order_ is sorted by start address; registered buffers do not
   // overlap in any way that matters (the first containing one wins).
   size_t lo = 0, hi = registered_order_.size();
@@ -502,11 +511,9 @@ Napi::Value RingHandle::Submit(const Napi::CallbackInfo& info) {
   if (!info[2].IsArray()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffers must be an array");
   Napi::Array buffers = info[2].As<Napi::Array>();
   std::vector<View> views(buffers.Length());
-  for (uint32_t i = 0; i < views.size(); i++) {
-    if (!ViewData(buffers.Get(i), &views[i].data, &views[i].length)) {
-      ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBufferView");
-    }
-  }
+  // lib/ checked every view when its call was made; one that is not a view
+  // now refuses only the records using it, never the rest of the tick.
+  for (uint32_t i = 0; i < views.size(); i++) views[i].bad = !ViewData(buffers.Get(i), &views[i].data, &views[i].length);
   return FailuresToJs(env, SubmitRecords(sq.Data(), static_cast<uint32_t>(count), views, false, info[3].ToBoolean()));
 }
 
@@ -549,7 +556,14 @@ Napi::Value RingHandle::RegisterBuffers(const Napi::CallbackInfo& info) {
     View b;
     if (!ViewData(arr.Get(i), &b.data, &b.length)) ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBufferView");
     table.push_back(b);
-    iov.push_back({b.data, b.length});
+    // An empty entry is sparse ({NULL, 0}, Linux 5.19+; older kernels refuse
+    // the table and the ring goes without fixed buffers).
+    iov.push_back({b.length ? b.data : nullptr, b.length});
+  }
+  std::vector<BlockHold> holds;
+  for (const View& b : table) {
+    BlockHold h = FindBlock(b.data, b.length);
+    if (h) holds.push_back(std::move(h));
   }
   if (registered_fixed_) {
     engine_->backend().UnregisterBuffers();
@@ -562,6 +576,7 @@ Napi::Value RingHandle::RegisterBuffers(const Napi::CallbackInfo& info) {
     registered_fixed_ = engine_->backend().RegisterBuffers(iov.data(), static_cast<unsigned>(iov.size())) == 0;
   }
   registered_ = std::move(table);
+  registered_holds_ = std::move(holds);  // drops the previous table's
   registered_order_.resize(registered_.size());
   for (uint32_t i = 0; i < registered_order_.size(); i++) registered_order_[i] = i;
   std::sort(registered_order_.begin(), registered_order_.end(),

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../engine/device.h"
 #include "../engine/engine.h"
 
 namespace blockring {
@@ -24,9 +25,21 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   struct View {
     char* data = nullptr;
     size_t length = 0;
+    bool bad = false;  // not an ArrayBufferView: refuses its record alone
   };
 
-  Napi::Value AddDevice(const Napi::CallbackInfo& info);
+  struct DeviceOptions {
+    OpenRequest open;
+    bool growable = false;
+    bool probe_alignment = false;
+  };
+  friend class OpenWorker;
+  friend class ResizeWorker;
+  // openDevice(path, options) -> Promise<device info>; resizeDevice(handle, size) -> Promise
+  // (device_files.cc): the open and the ftruncate run on the libuv threadpool.
+  Napi::Value OpenDevice(const Napi::CallbackInfo& info);
+  Napi::Value ResizeDevice(const Napi::CallbackInfo& info);
+  Napi::Object AdoptDevice(Napi::Env env, int fd, const DeviceOptions& o);
   Napi::Value CloseDevice(const Napi::CallbackInfo& info);
   Napi::Value Submit(const Napi::CallbackInfo& info);
   Napi::Value DeviceSize(const Napi::CallbackInfo& info);
@@ -93,6 +106,9 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   std::unique_ptr<Napi::AsyncContext> async_;
 
   std::vector<View> registered_;
+  // Native memory (allocAligned, mapped regions) under registered buffers:
+  // held while the table is, since raw requests may use it at any moment.
+  std::vector<BlockHold> registered_holds_;
   std::vector<uint32_t> registered_order_;  // indices sorted by address
   Napi::ObjectReference registered_ref_;
   bool registered_fixed_ = false;

@@ -83,6 +83,9 @@ class Engine final : private AttemptSink {
 
   // Finished requests not yet handed to a sink (sink was full).
   std::vector<Request*> finished_;
+  // Enabled requests that need no I/O (zero-length discard/write-zeroes),
+  // finished on the next Process pass.
+  std::vector<Request*> instant_;
 
   std::vector<std::unique_ptr<Device>> devices_;
   std::vector<uint32_t> free_handles_;
