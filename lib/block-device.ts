@@ -80,6 +80,10 @@ export async function withCallSite<T>(p: Promise<T>): Promise<T> {
 
 /** An open file or block device on a Ring. Obtain one with `ring.open()`. */
 export class BlockDevice {
+  /** Image format: always 'raw' here (see Qcow2Device). */
+  readonly format = 'raw' as const;
+  /** A raw device has no backing chain. */
+  readonly backing = null;
   readonly path: string;
   /** Index of this device in its ring (the raw interface's device field). */
   readonly handle: number;

@@ -10,3 +10,7 @@ export { BlockIoError, BlockringError, errnoName } from './errors';
 export { FLAG, OP, TAG } from './records';
 export type { Tag } from './validate';
 export { addressAlignment, allocAligned, BufferPool } from './aligned';
+export { createImage } from './format/image';
+export type { CreateImageOptions, ImageFormat } from './format/image';
+export { Qcow2Device } from './format/qcow2';
+export type { BackingDevice, Extent } from './format/qcow2';

@@ -1,3 +1,6 @@
+import { checkCacheSize, checkFormat, type ImageFormat, openQcow2 } from './format/image';
+import { Qcow2Device } from './format/qcow2';
+
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
 import { BlockIoError, BlockringError, fromNative } from './errors';
 import { BufferPool } from './aligned';
@@ -61,13 +64,17 @@ export interface OpenOptions {
   growable?: boolean;
   /** O_EXCL on block devices, an exclusive OFD lock on files: a second exclusive opener fails with EBUSY. */
   exclusive?: boolean;
+  /** Image format: 'raw' (default) or 'qcow2'. Never probed from the file. */
+  format?: ImageFormat;
+  /** qcow2: bytes of L2 tables and refcount blocks cached per image (default 4 MiB). */
+  cacheSize?: number;
 }
 
 export type RequestOp = 'read' | 'write' | 'readv' | 'writev' | 'flush' | 'discard' | 'writeZeroes';
 
 export interface BatchRequest {
   op: RequestOp;
-  dev: BlockDevice;
+  dev: BlockDevice | Qcow2Device;
   buffer?: ArrayBufferView;
   buffers?: ArrayBufferView[];
   offset?: number | bigint;
@@ -81,7 +88,7 @@ export interface BatchRequest {
 export interface RequestResult {
   /** Bytes transferred (read/write), bytes covered (discard/writeZeroes), 0 for flush or on error. */
   bytes: number;
-  error?: BlockIoError;
+  error?: BlockIoError | BlockringError;
   /** With `trace`: ring-wide sequence number when the request was issued to the engine. */
   issued?: number;
   /** With `trace`: ring-wide sequence number when it completed. */
@@ -102,7 +109,7 @@ interface Pending {
 }
 
 const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine'] as const;
-const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive'] as const;
+const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive', 'format', 'cacheSize'] as const;
 const REQUEST_KEYS = ['op', 'dev', 'buffer', 'buffers', 'offset', 'length', 'tag', 'fua', 'metadata', 'unmap'] as const;
 
 const SQ_INITIAL = 256;
@@ -129,6 +136,7 @@ export class Ring implements DeviceOwner {
   readonly #trace: boolean;
   readonly #raw: RawQueue;
   readonly #devices = new Set<BlockDevice>();
+  readonly #images = new Set<Qcow2Device>();
   readonly #fds = new Map<BlockDevice, number>();
   #pending: (Pending | undefined)[] = [];
   #freeIds: number[] = [];
@@ -198,12 +206,26 @@ export class Ring implements DeviceOwner {
     return this.#raw;
   }
 
-  /** Opens a file or block device on this ring. */
-  async open(path: string, options: OpenOptions = {}): Promise<BlockDevice> {
+  /** Opens a file or block device on this ring; with `format: 'qcow2'` a qcow2 image and its backing chain. */
+  open(path: string, options: OpenOptions & { format: 'qcow2' }): Promise<Qcow2Device>;
+  open(path: string, options?: OpenOptions): Promise<BlockDevice>;
+  async open(path: string, options: OpenOptions = {}): Promise<BlockDevice | Qcow2Device> {
     if (typeof path !== 'string' || path.length === 0) {
       throw typeError('ERR_INVALID_ARG_TYPE', 'path must be a non-empty string');
     }
     const o = checkOptions(options, 'options', OPEN_KEYS);
+    if (checkFormat(o.format, 'options.format') === 'qcow2') {
+      for (const k of ['create', 'size', 'growable'] as const) {
+        if (o[k] !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', `options.${k} does not apply to a qcow2 image (use createImage)`);
+      }
+      const cacheSize = checkCacheSize(o.cacheSize);
+      const flags = { readOnly: checkBool(o.readOnly, 'options.readOnly'), direct: checkBool(o.direct, 'options.direct'),
+        exclusive: checkBool(o.exclusive, 'options.exclusive'), cacheSize };
+      this.#checkOpen();
+      const image = await openQcow2((p, f) => this.open(p, f), path, flags);
+      this.#images.add(image);
+      return image;
+    }
     const readOnly = checkBool(o.readOnly, 'options.readOnly');
     const create = checkBool(o.create, 'options.create');
     const direct = checkBool(o.direct, 'options.direct');
@@ -247,6 +269,9 @@ export class Ring implements DeviceOwner {
    * submitted.
    */
   submit(requests: BatchRequest[]): Promise<RequestResult[]> {
+    if (Array.isArray(requests) && requests.some((r) => (r as { dev?: unknown } | null)?.dev instanceof Qcow2Device)) {
+      return this.#submitWithImages(requests);
+    }
     let normalized: NormalizedRequest[];
     try {
       this.#checkOpen();
@@ -266,10 +291,42 @@ export class Ring implements DeviceOwner {
     });
   }
 
+  // A batch naming qcow2 devices: every request is validated first (all or
+  // nothing), then the raw ones go as one native batch and the qcow2 ones to
+  // their devices in array order (their tags apply per device, as always).
+  async #submitWithImages(requests: BatchRequest[]): Promise<RequestResult[]> {
+    this.#checkOpen();
+    const plain: BatchRequest[] = [];
+    const where: number[] = [];
+    const image: Array<() => Promise<number>> = [];
+    const imageAt: number[] = [];
+    requests.forEach((r, i) => {
+      const dev = r.dev as unknown;
+      if (dev instanceof Qcow2Device) {
+        if (!this.#images.has(dev)) throw typeError('ERR_INVALID_ARG_VALUE', `requests[${i}].dev must be a device opened on this ring`);
+        image.push(dev._prepare(checkOptions(r, `requests[${i}]`, REQUEST_KEYS), `requests[${i}]`));
+        imageAt.push(i);
+      } else {
+        plain.push(r);
+        where.push(i);
+      }
+    });
+    if (plain.length) this.#normalizeBatch(plain);
+    const out = new Array<RequestResult>(requests.length);
+    await Promise.all([
+      (plain.length ? this.submit(plain) : Promise.resolve([])).then((res) => res.forEach((r, k) => (out[where[k]!] = r))),
+      ...image.map((run, k) => run().then((bytes) => (out[imageAt[k]!] = { bytes }),
+        (error: BlockringError) => (out[imageAt[k]!] = { bytes: 0, error }))),
+    ]);
+    return out;
+  }
+
   /** Waits for every request, closes every device, then the ring. Idempotent. */
   close(): Promise<void> {
     if (!this.#closing) {
       this.#closing = (async () => {
+        // Images first: they write back metadata through their file devices.
+        await Promise.all([...this.#images].map((d) => d.close().catch(() => undefined)));
         await Promise.all([...this.#devices].map((d) => d.close()));
         await this.#until(() => this.#queued === 0 && this.#h.inflight() === 0);
         this.#h.close();

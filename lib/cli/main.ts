@@ -2,9 +2,10 @@
 // blockring: one command, subcommands in lib/cli/<name>.ts. Each subcommand
 // module exports a `Subcommand`; add it to SUBCOMMANDS below.
 import { bench } from './bench';
+import { create } from './create';
 import type { Subcommand } from './subcommand';
 
-const SUBCOMMANDS: readonly Subcommand[] = [bench];
+const SUBCOMMANDS: readonly Subcommand[] = [bench, create];
 
 function usage(): string {
   const width = Math.max(...SUBCOMMANDS.map((c) => c.name.length));
