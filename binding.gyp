@@ -26,6 +26,7 @@
         "native/binding/errors.cc",
         "native/binding/ring_handle.cc",
         "native/binding/device_files.cc",
+        "native/binding/completion_watch.cc",
         "native/binding/memory.cc",
         "native/binding/mapped_region.cc",
         "native/binding/addon.cc"

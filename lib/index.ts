@@ -1,5 +1,5 @@
 export { Ring } from './ring';
-export type { BatchRequest, EngineInfo, EngineName, OpenOptions, RequestOp, RequestResult, RingOptions } from './ring';
+export type { BatchRequest, CompletionsMode, EngineInfo, EngineName, OpenOptions, RequestOp, RequestResult, RingOptions } from './ring';
 export { BlockDevice } from './block-device';
 export type { FlushOptions, TagOption, WriteOptions, WriteZeroesOptions } from './block-device';
 export { RawQueue } from './raw-queue';

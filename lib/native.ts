@@ -53,6 +53,7 @@ export interface RingHandleOptions {
   directSubmitBatch: number;
   trace: boolean;
   nullEngine?: NativeNullOptions;
+  completions: 'uv-poll' | 'thread';
   cq: Float64Array;
   rawSq: Float64Array;
   rawCq: Float64Array;
@@ -63,12 +64,13 @@ export interface RingHandle {
   readonly engine: string;
   readonly engineInfo: { name: string; requested: string; fallbackReason: string | null };
   readonly depth: number;
+  readonly completions: 'uv-poll' | 'thread';
   /** Opens (on the threadpool) and adds a device; rejects with an errno error. */
   openDevice(path: string, options: OpenDeviceOptions): Promise<DeviceInfo>;
   /** ftruncate (on the threadpool), then the engine's size. */
   resizeDevice(handle: number, size: number): Promise<void>;
-  /** The device's size as the engine tracks it; with a second argument, sets it. */
-  deviceSize(handle: number, size?: number): number;
+  /** The device's size as the engine tracks it. */
+  deviceSize(handle: number): number;
   /** True when the fd was closed now; false when raw requests keep it open. */
   closeDevice(handle: number): boolean;
   /** Submits records 0..count-1 of sq; atomic: one bad record submits none. */

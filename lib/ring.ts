@@ -50,6 +50,22 @@ export interface RingOptions {
   trace?: boolean;
   /** With engine 'null': latency and fault injection (see README "null engine"). */
   nullEngine?: NullEngineOptions;
+  /**
+   * How completions reach this thread: 'uv-poll' watches the eventfd on the
+   * libuv loop; 'thread' has a native thread wait on it and hand wakeups over
+   * through a thread-safe function. Default 'auto' (or $BLOCKRING_COMPLETIONS):
+   * 'thread' under Bun and Deno, whose libuv emulation cannot poll, else 'uv-poll'.
+   */
+  completions?: CompletionsMode;
+}
+
+export type CompletionsMode = 'auto' | 'uv-poll' | 'thread';
+const COMPLETIONS: readonly string[] = ['auto', 'uv-poll', 'thread'];
+
+/** 'thread' where libuv polling is missing (Bun: uv_poll_init aborts) or broken (Deno: polls once). */
+function autoCompletions(): 'uv-poll' | 'thread' {
+  const versions = process.versions as Record<string, string | undefined>;
+  return versions.bun !== undefined || versions.deno !== undefined ? 'thread' : 'uv-poll';
 }
 
 export interface OpenOptions {
@@ -108,7 +124,7 @@ interface Pending {
   index: number;
 }
 
-const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine'] as const;
+const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine', 'completions'] as const;
 const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive', 'format', 'cacheSize'] as const;
 const REQUEST_KEYS = ['op', 'dev', 'buffer', 'buffers', 'offset', 'length', 'tag', 'fua', 'metadata', 'unmap'] as const;
 
@@ -169,11 +185,18 @@ export class Ring implements DeviceOwner {
     if (engine === 'null') nullEngine = normalizeNullEngine(o.nullEngine);
     else if (o.nullEngine !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', "options.nullEngine needs engine 'null'");
     this.#trace = checkBool(o.trace, 'options.trace');
+    const mode = o.completions ?? process.env.BLOCKRING_COMPLETIONS ?? 'auto';
+    if (typeof mode !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.completions must be a string');
+    if (!COMPLETIONS.includes(mode)) {
+      throw typeError('ERR_INVALID_ARG_VALUE',
+        `unknown completions mode '${mode}' (expected one of ${COMPLETIONS.join(', ')})`);
+    }
+    const completions = mode === 'auto' ? autoCompletions() : (mode as 'uv-poll' | 'thread');
     const rawSq = new Float64Array(RAW_SQ_CAPACITY * SQ_STRIDE);
     const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
     try {
       this.#h = new native.RingHandle({
-        engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, cq: this.#cq, rawSq, rawCq,
+        engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, completions, cq: this.#cq, rawSq, rawCq,
         onComplete: (n, nraw) => this.#onComplete(n, nraw),
       });
     } catch (e) {
@@ -195,6 +218,11 @@ export class Ring implements DeviceOwner {
   /** Requests the kernel holds at once (the submission queue size). */
   get depth(): number {
     return this.#h.depth;
+  }
+
+  /** How completions reach this thread: 'uv-poll' or 'thread' (see `RingOptions.completions`). */
+  get completions(): 'uv-poll' | 'thread' {
+    return this.#h.completions;
   }
 
   get closed(): boolean {
