@@ -2,6 +2,7 @@ import { constants as bufferConstants } from 'node:buffer';
 
 import { BlockringError, fromNative } from './errors';
 import { native, type MappedRegionHandle } from './native';
+import { submitQueuedRequests } from './queued-requests';
 import { checkBool, checkOptions, checkUint, checkView, rangeError, typeError } from './validate';
 
 export type MapMode = 'shared' | 'private';
@@ -189,6 +190,9 @@ export class MappedRegion {
    * the region's memory keep the pages mapped until they complete. Idempotent.
    */
   unmap(): void {
+    // Requests already made on the region's memory go to the engine first,
+    // which holds the pages until they complete.
+    if (!this.#h.unmapped) submitQueuedRequests();
     this.#buffer = null;
     this.#h.unmap();
   }

@@ -6,6 +6,7 @@ import { BlockIoError, BlockringError, fromNative } from './errors';
 import { BufferPool } from './aligned';
 import { native, type DeviceInfo, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
 import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
+import { flushed, queueFlush } from './queued-requests';
 import { RawQueue } from './raw-queue';
 import {
   CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
@@ -465,6 +466,7 @@ export class Ring implements DeviceOwner {
       // Requests made in the same tick share one submission syscall.
       this.#flushScheduled = true;
       queueMicrotask(this.#flushTask);
+      queueFlush(this.#flushNow);
     }
   }
 
@@ -473,10 +475,15 @@ export class Ring implements DeviceOwner {
     this.#flush();
   };
 
+  readonly #flushNow = (): void => {
+    this.#flush();
+  };
+
   // Submits the queued records. Single requests are checked one by one: a
   // refused record rejects only its own promise. An atomic flush (a batch)
   // submits all or nothing and returns the first refusal instead.
   #flush(atomic = false): Error | null {
+    flushed(this.#flushNow);
     const count = this.#queued;
     if (count === 0) return null;
     const buffers = this.#queuedBuffers;
