@@ -1,7 +1,7 @@
 export { Ring } from './ring';
 export type { BatchRequest, CompletionsMode, EngineInfo, EngineName, OpenOptions, RequestOp, RequestResult, RingOptions } from './ring';
 export { BlockDevice } from './block-device';
-export type { FlushOptions, TagOption, WriteOptions, WriteZeroesOptions } from './block-device';
+export type { Extent, FlushOptions, TagOption, WriteOptions, WriteZeroesOptions } from './block-device';
 export { RawQueue } from './raw-queue';
 export { MappedRegion } from './mapped-region';
 export type { Advice, MapMode, MapOptions, Residency, SyncOptions } from './mapped-region';
@@ -13,4 +13,8 @@ export { addressAlignment, allocAligned, BufferPool } from './aligned';
 export { createImage } from './format/image';
 export type { CreateImageOptions, ImageFormat } from './format/image';
 export { Qcow2Device } from './format/qcow2';
-export type { BackingDevice, Extent } from './format/qcow2';
+export type { BackingDevice } from './format/qcow2';
+export { WriteLog } from './write-log';
+export type { LogEntry, LoggableDevice, LoggedFlush, LoggedWrite } from './write-log';
+export { serveVhostUserBlk, VhostUserBlkServer } from './server/vhost-user-blk';
+export type { VhostUserBlkOptions, VhostUserBlkStats } from './server/vhost-user-blk';

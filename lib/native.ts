@@ -97,12 +97,36 @@ export interface MappedRegionHandle {
   unmap(): void;
 }
 
+export interface VhostUserBlkHandleOptions {
+  socket: string;
+  engine: string;
+  depth: number;
+  numQueues: number;
+  readOnly: boolean;
+  size: number;
+  direct: boolean;
+  blockSize: number;
+  offsetAlign: number;
+  memAlign: number;
+  isBlockDevice: boolean;
+  serial: string;
+}
+
+export interface VhostUserBlkHandle {
+  readonly engine: string;
+  stats(): { connected: boolean; connections: number; served: number };
+  close(): void;
+}
+
 export interface NativeBinding {
   RingHandle: new (options: RingHandleOptions) => RingHandle;
   allocAligned(size: number, alignment: number, v8Only: boolean): AlignedAllocation;
   addressAlignment(view: ArrayBufferView): number;
   MappedRegion: new (fd: number, offset: number, length: number, privateCow: boolean, readOnly: boolean,
     externalBuffers: boolean) => MappedRegionHandle;
+  VhostUserBlkHandle: new (fd: number, options: VhostUserBlkHandleOptions) => VhostUserBlkHandle;
+  /** lseek(fd, offset, data ? SEEK_DATA : SEEK_HOLE): the offset found, or -errno. */
+  seekDataOrHole(fd: number, offset: number, data: boolean): number;
 }
 
 function load(): NativeBinding {

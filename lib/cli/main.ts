@@ -4,8 +4,9 @@
 import { bench } from './bench';
 import { create } from './create';
 import type { Subcommand } from './subcommand';
+import { vhostUserBlk } from './vhost-user-blk';
 
-const SUBCOMMANDS: readonly Subcommand[] = [bench, create];
+const SUBCOMMANDS: readonly Subcommand[] = [bench, create, vhostUserBlk];
 
 function usage(): string {
   const width = Math.max(...SUBCOMMANDS.map((c) => c.name.length));

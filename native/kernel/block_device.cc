@@ -96,4 +96,9 @@ int LockFileExclusive(int fd) {
   return 0;
 }
 
+int64_t SeekDataOrHole(int fd, uint64_t offset, bool data) {
+  off_t r = lseek(fd, static_cast<off_t>(offset), data ? SEEK_DATA : SEEK_HOLE);
+  return r < 0 ? -errno : static_cast<int64_t>(r);
+}
+
 }  // namespace blockring
