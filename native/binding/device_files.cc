@@ -1,7 +1,7 @@
-// RingHandle::OpenDevice and ResizeDevice: open(2) and ftruncate(2) on the
-// libuv threadpool (a path lookup or a truncation can block), then the device
-// goes to the engine on the ring's thread. Device fds never pass through
-// node:fs, whose worker fd tracking would close them again at worker exit.
+// RingHandle::OpenDevice and ResizeDevice: opening and inspecting a device
+// (engine/device_open) and ftruncate on the libuv threadpool (a path lookup,
+// an alignment probe or a truncation can block), then the device goes to
+// the engine on the ring's thread. Device fds never pass through node:fs.
 #include <string>
 
 #include "errors.h"
@@ -12,7 +12,7 @@ namespace blockring {
 
 class OpenWorker final : public Napi::AsyncWorker {
  public:
-  OpenWorker(Napi::Env env, RingHandle* ring, std::string path, const RingHandle::DeviceOptions& o)
+  OpenWorker(Napi::Env env, RingHandle* ring, std::string path, const DeviceOpenOptions& o)
       : Napi::AsyncWorker(env, "blockring:open"),
         deferred_(Napi::Promise::Deferred::New(env)),
         ring_(ring),
@@ -21,7 +21,7 @@ class OpenWorker final : public Napi::AsyncWorker {
         options_(o) {}
   Napi::Promise promise() const { return deferred_.Promise(); }
 
-  void Execute() override { fd_ = OpenDevicePath(path_.c_str(), options_.open, &syscall_); }
+  void Execute() override { err_ = blockring::OpenDevice(path_.c_str(), options_, &opened_); }
 
   // Runs on the ring's thread, also while a terminating worker's environment
   // is cleaned up (threadpool work completes before cleanup hooks run): the
@@ -29,11 +29,11 @@ class OpenWorker final : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     try {
-      if (fd_ < 0) {
-        deferred_.Reject(ErrnoError(env, fd_, syscall_, "cannot open device").Value());
+      if (err_ < 0) {
+        deferred_.Reject(ErrnoError(env, err_, opened_.syscall, opened_.what).Value());
         return;
       }
-      deferred_.Resolve(ring_->AdoptDevice(env, fd_, options_));
+      deferred_.Resolve(ring_->AdoptDevice(env, opened_));
     } catch (const Napi::Error& e) {
       RejectQuietly(e.Value());
     }
@@ -52,9 +52,9 @@ class OpenWorker final : public Napi::AsyncWorker {
   RingHandle* ring_;
   Napi::ObjectReference ring_ref_;  // the ring outlives the open
   std::string path_;
-  RingHandle::DeviceOptions options_;
-  int fd_ = -1;
-  const char* syscall_ = "open";
+  DeviceOpenOptions options_;
+  DeviceOpened opened_;
+  int err_ = 0;
 };
 
 class ResizeWorker final : public Napi::AsyncWorker {
@@ -70,7 +70,7 @@ class ResizeWorker final : public Napi::AsyncWorker {
   Napi::Promise promise() const { return deferred_.Promise(); }
 
   // lib/ keeps the device open (close waits for resizes) until this is done.
-  void Execute() override { err_ = TruncateDeviceFile(fd_, size_); }
+  void Execute() override { err_ = TruncateDevice(fd_, size_); }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -80,7 +80,7 @@ class ResizeWorker final : public Napi::AsyncWorker {
         return;
       }
       Device* dev = ring_->engine_ ? ring_->engine_->GetDevice(handle_) : nullptr;
-      if (dev) ring_->engine_->SetDeviceSize(dev, size_);
+      if (dev) ring_->engine_->DeviceResized(dev, size_);
       deferred_.Resolve(env.Undefined());
     } catch (const Napi::Error&) {
       // Terminating environment: nobody can observe the promise.
@@ -108,19 +108,19 @@ Napi::Value RingHandle::OpenDevice(const Napi::CallbackInfo& info) {
     ThrowType(env, "ERR_INVALID_ARG_VALUE", "path must be a non-empty string without null bytes");
   }
   Napi::Object o = info[1].As<Napi::Object>();
-  DeviceOptions opts;
-  opts.open.read_only = o.Get("readOnly").ToBoolean();
-  opts.open.create = o.Get("create").ToBoolean();
-  opts.open.direct = o.Get("direct").ToBoolean();
-  opts.open.exclusive = o.Get("exclusive").ToBoolean();
+  DeviceOpenOptions opts;
+  opts.read_only = o.Get("readOnly").ToBoolean();
+  opts.create = o.Get("create").ToBoolean();
+  opts.direct = o.Get("direct").ToBoolean();
+  opts.exclusive = o.Get("exclusive").ToBoolean();
   opts.growable = o.Get("growable").ToBoolean();
   opts.probe_alignment = o.Get("probeAlignment").ToBoolean();
   Napi::Value size = o.Get("size");
   if (!size.IsUndefined()) {
     double n = size.ToNumber().DoubleValue();
     if (!IsUint(n, kMaxSafeInteger)) ThrowRange(env, "ERR_OUT_OF_RANGE", "size must be a safe non-negative integer");
-    opts.open.has_size = true;
-    opts.open.size = static_cast<uint64_t>(n);
+    opts.has_size = true;
+    opts.size = static_cast<uint64_t>(n);
   }
   auto* worker = new OpenWorker(env, this, std::move(path), opts);
   Napi::Promise p = worker->promise();

@@ -30,23 +30,3 @@ struct Device {
 };
 
 }  // namespace blockring
-
-#include "../kernel/block_device.h"
-#include "../kernel/file.h"
-
-namespace blockring {
-
-// Device inspection for the binding (which never calls the kernel itself).
-inline int QueryDeviceGeometry(int fd, Geometry* g) { return QueryGeometry(fd, g); }
-inline int ProbeDeviceDirectAlignment(int fd, uint32_t* offset_align, uint32_t* mem_align) {
-  return ProbeDirectAlignment(fd, offset_align, mem_align);
-}
-inline int LockDeviceExclusive(int fd) { return LockFileExclusive(fd); }
-// Device files: opened, resized and closed natively, never through node:fs.
-inline int OpenDevicePath(const char* path, const OpenRequest& req, const char** syscall) {
-  return OpenDeviceFile(path, req, syscall);
-}
-inline int TruncateDeviceFile(int fd, uint64_t size) { return TruncateFile(fd, size); }
-inline int CloseDeviceFile(int fd) { return CloseFile(fd); }
-
-}  // namespace blockring

@@ -76,7 +76,7 @@ bool Engine::CloseDevice(Device* dev) {
   return true;
 }
 
-void Engine::SetDeviceSize(Device* dev, uint64_t size) {
+void Engine::DeviceResized(Device* dev, uint64_t size) {
   dev->size = size;
   backend_->DeviceResized(dev);
 }
