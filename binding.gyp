@@ -12,6 +12,7 @@
         "native/kernel/eventfd.cc",
         "native/kernel/block_device.cc",
         "native/kernel/mmap.cc",
+        "native/kernel/cow_fault.cc",
         "native/kernel/socket.cc",
         "native/engine/scheduler.cc",
         "native/engine/engine.cc",
@@ -20,6 +21,7 @@
         "native/engine/threads_backend.cc",
         "native/engine/mmap_backend.cc",
         "native/engine/mapping.cc",
+        "native/engine/cow_region.cc",
         "native/engine/null_backend.cc",
         "native/engine/factory.cc",
         "native/vhost/memory_table.cc",
@@ -33,6 +35,7 @@
         "native/binding/memory.cc",
         "native/binding/seek.cc",
         "native/binding/mapped_region.cc",
+        "native/binding/cow_region.cc",
         "native/binding/vhost_user_blk.cc",
         "native/binding/addon.cc"
       ],

@@ -27,6 +27,17 @@ int Mapping::Create(int fd, uint64_t offset, size_t length, bool private_cow, bo
   return 0;
 }
 
+std::shared_ptr<Mapping> Mapping::Adopt(void* base, size_t span, size_t length, bool writable, std::shared_ptr<UnmapHook> hook) {
+  std::shared_ptr<Mapping> m(new Mapping());
+  m->base_ = base;
+  m->span_ = span;
+  m->data_ = static_cast<char*>(base);
+  m->length_ = length;
+  m->writable_ = writable;
+  m->hook_ = std::move(hook);
+  return m;
+}
+
 int Mapping::CopyOut(size_t offset, void* dst, size_t n) const { return GuardedCopy(dst, data_ + offset, n); }
 
 int Mapping::CopyIn(size_t offset, const void* src, size_t n) { return GuardedCopy(data_ + offset, src, n); }
@@ -61,6 +72,7 @@ int Mapping::Residency(std::vector<unsigned char>* pages) const {
 }
 
 void Mapping::Unmap() {
+  if (base_ && hook_) hook_->BeforeUnmap();
   if (base_) UnmapMemory(base_, span_);
   base_ = nullptr;
   data_ = nullptr;

@@ -12,6 +12,13 @@
 
 namespace blockring {
 
+// Told before a Mapping unmaps its pages (a fault handler must forget them first).
+class UnmapHook {
+ public:
+  virtual ~UnmapHook() = default;
+  virtual void BeforeUnmap() = 0;
+};
+
 enum class Advice : uint8_t { kNormal, kRandom, kSequential, kWillNeed, kDontNeed, kHugePage };
 
 class Mapping {
@@ -19,6 +26,8 @@ class Mapping {
   // 0 and *out, or -errno. length > 0.
   static int Create(int fd, uint64_t offset, size_t length, bool private_cow, bool writable,
                     std::shared_ptr<Mapping>* out);
+  // Takes over [base, base + span), already mapped (page-aligned base); the range is its first length bytes.
+  static std::shared_ptr<Mapping> Adopt(void* base, size_t span, size_t length, bool writable, std::shared_ptr<UnmapHook> hook);
   ~Mapping() { Unmap(); }
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
@@ -50,6 +59,7 @@ class Mapping {
   char* data_ = nullptr;
   size_t length_ = 0;
   bool writable_ = false;
+  std::shared_ptr<UnmapHook> hook_;
 };
 
 }  // namespace blockring
