@@ -26,6 +26,7 @@ import { MetadataCache, type Table } from './metadata-cache';
 import { TaskGate } from './task-gate';
 import type { MappedRegion } from '../mapped-region';
 import { CowMap, type CowHost, type Qcow2MapOptions } from './qcow2-map';
+import type { LoggableDevice } from '../write-log';
 
 /** What a qcow2 device needs from a backing device (raw or qcow2). */
 export interface BackingDevice {
@@ -37,9 +38,12 @@ export interface BackingDevice {
   allocation?(offset: number, length: number): Promise<Extent[]>;
 }
 
+/** The image file as the qcow2 layer uses it: a raw BlockDevice, or a WriteLog's wrapper of one. */
+export type HostFile = LoggableDevice;
+
 export interface Qcow2Opener {
   /** Opens the image file itself (raw). */
-  openFile(path: string, readOnly: boolean, direct: boolean): Promise<BlockDevice>;
+  openFile(path: string, readOnly: boolean, direct: boolean): Promise<HostFile>;
   /** Opens a backing image read-only. */
   openBacking(path: string, format: string, chain: string[]): Promise<BackingDevice>;
 }
@@ -87,7 +91,7 @@ export class Qcow2Device {
   /** Set when corruption was found: the image is then read-only. */
   corrupt = false;
 
-  readonly #file: BlockDevice;
+  readonly #file: HostFile;
   readonly #h: Qcow2Header;
   readonly #bits: number;
   readonly #cs: number;
@@ -117,7 +121,7 @@ export class Qcow2Device {
   #lastCompressed: { raw: number; data: Buffer } | null = null;
   #cow: CowMap | null = null; // the live mapping (qcow2-map.ts)
 
-  private constructor(file: BlockDevice, h: Qcow2Header, backing: BackingDevice | null, o: Qcow2Options,
+  private constructor(file: HostFile, h: Qcow2Header, backing: BackingDevice | null, o: Qcow2Options,
     l1: Buffer, reftable: Buffer, fileSize: number) {
     this.#file = file;
     this.path = file.path;
@@ -1006,12 +1010,19 @@ export class Qcow2Device {
   #cowHost(): CowHost {
     const cs = this.#cs;
     const backing = this.backing as (BackingDevice & { _fd(): number }) | null;
+    const file = this.#file as HostFile & Partial<Pick<BlockDevice, '_fd' | 'writeZeroes' | 'resize'>>;
+    if (!file._fd || !file.writeZeroes || !file.resize) {
+      throw new BlockringError('ERR_NOT_SUPPORTED', `'${this.path}': the image file is not a plain file and cannot be mapped`);
+    }
+    const fileFd = file._fd.bind(file);
+    const zeroes = file.writeZeroes.bind(file);
+    const truncate = file.resize.bind(file);
     return {
       path: this.path,
       size: this.#size,
       clusterSize: cs,
       readOnly: this.readOnly || this.corrupt,
-      overlayFd: () => (this.#file as BlockDevice & { _fd(): number })._fd(),
+      overlayFd: fileFd,
       base: () => (backing ? { fd: backing._fd(), size: backing.size } : null),
       lookup: (vc) => this.#lookup(vc),
       prepare: async () => {
@@ -1023,7 +1034,7 @@ export class Qcow2Device {
         const hosts = Array.from({ length: n }, (_, i) => first + i * cs);
         try {
           // The space is allocated now, so a copy-up in a fault cannot meet ENOSPC.
-          await this.#file.writeZeroes(first, n * cs);
+          await zeroes(first, n * cs);
         } catch (e) {
           for (const h of hosts) await this.#refcountAdd(h / cs, -1);
           throw e;
@@ -1039,7 +1050,7 @@ export class Qcow2Device {
         if (end < this.#nextFree) {
           this.#nextFree = end;
           this.#hostEnd = end * cs;
-          await this.#file.resize(end * cs);
+          await truncate(end * cs);
         }
       },
       adopt: (vc, host) => this.#locked(this.#clusterLocks, vc, async () => {

@@ -111,6 +111,10 @@ void InstallSigsegvHandler() {
 }  // namespace
 
 int RegisterCowFault(CowFault* f) {
+  // GuardedCopy's SIGSEGV handler first, ours after it: ours then sees a
+  // write fault inside region.write() before the guard turns it into EFAULT.
+  int guarded = InstallGuardedCopyHandlers();
+  if (guarded) return guarded;
   std::call_once(g_install_once, InstallSigsegvHandler);
   if (g_install_err) return g_install_err;
   for (int i = 0; i < kMaxRegions; i++) {
