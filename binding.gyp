@@ -12,6 +12,7 @@
         "native/kernel/eventfd.cc",
         "native/kernel/block_device.cc",
         "native/kernel/mmap.cc",
+        "native/kernel/file.cc",
         "native/kernel/socket.cc",
         "native/engine/scheduler.cc",
         "native/engine/engine.cc",
