@@ -36,5 +36,4 @@ int LockFileExclusive(int fd);
 // here is positional, so nothing depends on it.
 int64_t SeekDataOrHole(int fd, uint64_t offset, bool data);
 
-
 }  // namespace blockring

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io_limits.h"
@@ -13,6 +14,56 @@ namespace {
 int64_t Ret(ssize_t n) { return n < 0 ? -errno : n; }
 
 }  // namespace
+
+int OpenDeviceFile(const char* path, const OpenRequest& req, const char** syscall) {
+  int flags = (req.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (req.create ? O_CREAT : 0) | (req.direct ? O_DIRECT : 0);
+  *syscall = "stat";
+  if (req.exclusive) {
+    // O_EXCL without O_CREAT means "exclusive open" only for block devices.
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) flags |= O_EXCL;
+  }
+  *syscall = "open";
+  int fd;
+  do {
+    fd = open(path, flags, 0644);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return -errno;
+  if (req.has_size && !req.read_only) {
+    struct stat st;
+    *syscall = "fstat";
+    if (fstat(fd, &st) < 0) {
+      int e = -errno;
+      CloseFd(fd);
+      return e;
+    }
+    if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < req.size) {
+      *syscall = "ftruncate";
+      int e = TruncateFile(fd, req.size);
+      if (e < 0) {
+        CloseFd(fd);
+        return e;
+      }
+    }
+  }
+  return fd;
+}
+
+int TruncateFile(int fd, uint64_t size) {
+  if (size > static_cast<uint64_t>(INT64_MAX)) return -EFBIG;
+  int r;
+  do {
+    r = ftruncate(fd, static_cast<off_t>(size));
+  } while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
+}
+
+int DuplicateFd(int fd) {
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return r < 0 ? -errno : r;
+}
+
+int CloseFd(int fd) { return close(fd) < 0 ? -errno : 0; }
 
 int64_t FileReadv(int fd, const iovec* iov, uint32_t iovcnt, uint64_t offset) {
   return Ret(preadv(fd, iov, static_cast<int>(ClampIovcnt(iovcnt)), static_cast<off_t>(offset)));
@@ -36,19 +87,5 @@ int FileSync(int fd, bool metadata) { return (metadata ? fsync(fd) : fdatasync(f
 int FileFallocate(int fd, int mode, uint64_t offset, uint64_t length) {
   return fallocate(fd, mode, static_cast<off_t>(offset), static_cast<off_t>(length)) < 0 ? -errno : 0;
 }
-
-int DuplicateFd(int fd) {
-  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  return r < 0 ? -errno : r;
-}
-
-int TruncateFile(int fd, uint64_t size) {
-  while (ftruncate(fd, static_cast<off_t>(size)) < 0) {
-    if (errno != EINTR) return -errno;
-  }
-  return 0;
-}
-
-int CloseFd(int fd) { return close(fd) < 0 ? -errno : 0; }
 
 }  // namespace blockring
