@@ -177,6 +177,12 @@ export class MappedRegion {
     return { pages: map.length, resident, map };
   }
 
+  /** `await using region = dev.map()`: unmap() at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.unmap();
+    return Promise.resolve();
+  }
+
   /** Unmaps now; every buffer handed out is detached first. Idempotent. */
   unmap(): void {
     this.#buffer = null;
