@@ -1,6 +1,7 @@
-import { abortError, BlockringError, checkSignal } from './errors';
+import os from 'node:os';
+import { abortError, BlockIoError, BlockringError, checkSignal, errnoName } from './errors';
 import { mapDevice, type MappedRegion, type MapOptions } from './mapped-region';
-import type { DeviceInfo } from './native';
+import { native, type DeviceInfo } from './native';
 import { OP } from './records';
 import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, typeError } from './validate';
 
@@ -82,8 +83,22 @@ export async function withCallSite<T>(p: Promise<T>): Promise<T> {
   }
 }
 
+/** One run of a device's address space, as `dev.allocation()` reports it. */
+export interface Extent {
+  offset: number;
+  length: number;
+  /** data: allocated in this image; zero: reads as zeros by metadata; backing: served by the backing chain; hole: unallocated anywhere (reads as zeros). */
+  type: 'data' | 'zero' | 'backing' | 'hole';
+}
+
+const { ENXIO, EINVAL, EOPNOTSUPP } = os.constants.errno;
+
 /** An open file or block device on a Ring. Obtain one with `ring.open()`. */
 export class BlockDevice {
+  /** Image format: always 'raw' here (see Qcow2Device). */
+  readonly format = 'raw' as const;
+  /** A raw device has no backing chain. */
+  readonly backing = null;
   readonly path: string;
   /** Index of this device in its ring (the raw interface's device field). */
   readonly handle: number;
@@ -202,6 +217,52 @@ export class BlockDevice {
     });
   }
 
+  /**
+   * Extents covering [offset, min(offset + length, size)), contiguous and in
+   * order: 'data' and 'hole' from SEEK_DATA/SEEK_HOLE on files (all 'data'
+   * where the filesystem cannot tell), all 'data' on block devices.
+   */
+  allocation(offset: number | bigint, length: number | bigint): Promise<Extent[]> {
+    return this.#run(async () => {
+      const start = checkUint(offset, 'offset');
+      const len = checkUint(length, 'length');
+      if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+      const end = Math.min(start + len, this.size);
+      const out: Extent[] = [];
+      if (start >= end) return out;
+      if (this.isBlockDevice) return [{ offset: start, length: end - start, type: 'data' }];
+      const fd = this.#owner._deviceFd(this);
+      let pos = start;
+      while (pos < end) {
+        let data = native.seekDataOrHole(fd, pos, true);
+        if (data === -ENXIO) data = end; // no data after pos: the rest is a hole
+        else if (data < 0) {
+          if (out.length === 0 && (data === -EINVAL || data === -EOPNOTSUPP)) break; // EINVAL/EOPNOTSUPP: no hole support
+          throw this.#seekError(data, pos);
+        }
+        if (data > pos) {
+          const n = Math.min(data, end) - pos;
+          out.push({ offset: pos, length: n, type: 'hole' });
+          pos += n;
+          if (pos >= end) break;
+        }
+        let hole = native.seekDataOrHole(fd, pos, false);
+        if (hole === -ENXIO) hole = end; // truncated under us: treat as data to the end
+        else if (hole < 0) throw this.#seekError(hole, pos);
+        const n = Math.min(Math.max(hole, pos + 1), end) - pos;
+        out.push({ offset: pos, length: n, type: 'data' });
+        pos += n;
+      }
+      if (pos < end) out.push({ offset: pos, length: end - pos, type: 'data' });
+      return out;
+    });
+  }
+
+  #seekError(neg: number, offset: number): BlockIoError {
+    return new BlockIoError({ errno: -neg, syscall: 'lseek', op: 'allocation', offset, path: this.path,
+      message: `cannot map allocation (${errnoName(-neg)})` });
+  }
+
   /** Memory-maps a range of the device (see MappedRegion). The mapping outlives close(). */
   map(options?: MapOptions): MappedRegion {
     if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
@@ -211,6 +272,12 @@ export class BlockDevice {
   /** `await using dev = await ring.open(...)`: close() at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** @internal The open fd (servers duplicate it; it stays the ring's). */
+  _fd(): number {
+    if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    return this.#owner._deviceFd(this);
   }
 
   /** Waits for this device's requests, then closes it. Idempotent. */

@@ -4,6 +4,8 @@ import path from 'node:path';
 
 export interface DeviceInfo {
   handle: number;
+  /** The engine's own duplicate of the fd passed in (the caller closes that one). */
+  fd: number;
   size: number;
   isBlockDevice: boolean;
   readOnly: boolean;
@@ -48,6 +50,7 @@ export interface RingHandleOptions {
   directSubmitBatch: number;
   trace: boolean;
   nullEngine?: NativeNullOptions;
+  completions: 'uv-poll' | 'thread';
   cq: Float64Array;
   rawSq: Float64Array;
   rawCq: Float64Array;
@@ -58,8 +61,9 @@ export interface RingHandle {
   readonly engine: string;
   readonly engineInfo: { name: string; requested: string; fallbackReason: string | null };
   readonly depth: number;
+  readonly completions: 'uv-poll' | 'thread';
   addDevice(fd: number, options: AddDeviceOptions): DeviceInfo;
-  /** The device's size as the engine tracks it; with a second argument, sets it. */
+  /** The device's size as the engine tracks it; with a second argument, truncates the file to it. */
   deviceSize(handle: number, size?: number): number;
   /** True when the fd was closed now; false when raw requests keep it open. */
   closeDevice(handle: number): boolean;
@@ -87,12 +91,36 @@ export interface MappedRegionHandle {
   unmap(): void;
 }
 
+export interface VhostUserBlkHandleOptions {
+  socket: string;
+  engine: string;
+  depth: number;
+  numQueues: number;
+  readOnly: boolean;
+  size: number;
+  direct: boolean;
+  blockSize: number;
+  offsetAlign: number;
+  memAlign: number;
+  isBlockDevice: boolean;
+  serial: string;
+}
+
+export interface VhostUserBlkHandle {
+  readonly engine: string;
+  stats(): { connected: boolean; connections: number; served: number };
+  close(): void;
+}
+
 export interface NativeBinding {
   RingHandle: new (options: RingHandleOptions) => RingHandle;
   allocAligned(size: number, alignment: number, v8Only: boolean): AlignedAllocation;
   addressAlignment(view: ArrayBufferView): number;
   MappedRegion: new (fd: number, offset: number, length: number, privateCow: boolean, readOnly: boolean,
     externalBuffers: boolean) => MappedRegionHandle;
+  VhostUserBlkHandle: new (fd: number, options: VhostUserBlkHandleOptions) => VhostUserBlkHandle;
+  /** lseek(fd, offset, data ? SEEK_DATA : SEEK_HOLE): the offset found, or -errno. */
+  seekDataOrHole(fd: number, offset: number, data: boolean): number;
 }
 
 function load(): NativeBinding {

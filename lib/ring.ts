@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import { checkCacheSize, checkFormat, type ImageFormat, openQcow2 } from './format/image';
+import { Qcow2Device } from './format/qcow2';
 
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
 import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative } from './errors';
@@ -20,7 +22,7 @@ function recordError(f: RecordFailure): Error {
 }
 
 export type EngineName = 'auto' | 'io_uring' | 'libaio' | 'threads' | 'mmap' | 'null';
-const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads', 'mmap', 'null'];
+export const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads', 'mmap', 'null'];
 
 /** Which engine a ring runs on, and why `auto` passed over the others. */
 export interface EngineInfo {
@@ -49,6 +51,22 @@ export interface RingOptions {
   trace?: boolean;
   /** With engine 'null': latency and fault injection (see README "null engine"). */
   nullEngine?: NullEngineOptions;
+  /**
+   * How completions reach this thread: 'uv-poll' watches the eventfd on the
+   * libuv loop; 'thread' has a native thread wait on it and hand wakeups over
+   * through a thread-safe function. Default 'auto' (or $BLOCKRING_COMPLETIONS):
+   * 'thread' under Bun and Deno, whose libuv emulation cannot poll, else 'uv-poll'.
+   */
+  completions?: CompletionsMode;
+}
+
+export type CompletionsMode = 'auto' | 'uv-poll' | 'thread';
+const COMPLETIONS: readonly string[] = ['auto', 'uv-poll', 'thread'];
+
+/** 'thread' where libuv polling is missing (Bun: uv_poll_init aborts) or broken (Deno: polls once). */
+function autoCompletions(): 'uv-poll' | 'thread' {
+  const versions = process.versions as Record<string, string | undefined>;
+  return versions.bun !== undefined || versions.deno !== undefined ? 'thread' : 'uv-poll';
 }
 
 export interface OpenOptions {
@@ -63,13 +81,17 @@ export interface OpenOptions {
   growable?: boolean;
   /** O_EXCL on block devices, an exclusive OFD lock on files: a second exclusive opener fails with EBUSY. */
   exclusive?: boolean;
+  /** Image format: 'raw' (default) or 'qcow2'. Never probed from the file. */
+  format?: ImageFormat;
+  /** qcow2: bytes of L2 tables and refcount blocks cached per image (default 4 MiB). */
+  cacheSize?: number;
 }
 
 export type RequestOp = 'read' | 'write' | 'readv' | 'writev' | 'flush' | 'discard' | 'writeZeroes';
 
 export interface BatchRequest {
   op: RequestOp;
-  dev: BlockDevice;
+  dev: BlockDevice | Qcow2Device;
   buffer?: ArrayBufferView;
   buffers?: ArrayBufferView[];
   offset?: number | bigint;
@@ -90,8 +112,8 @@ export interface SubmitOptions {
 export interface RequestResult {
   /** Bytes transferred (read/write), bytes covered (discard/writeZeroes), 0 for flush or on error. */
   bytes: number;
-  /** The request failed (BlockIoError), or its `signal` aborted it (AbortError). */
-  error?: BlockIoError | AbortError;
+  /** The request failed (BlockIoError, BlockringError), or its `signal` aborted it (AbortError). */
+  error?: BlockIoError | BlockringError | AbortError;
   /** With `trace`: ring-wide sequence number when the request was issued to the engine. */
   issued?: number;
   /** With `trace`: ring-wide sequence number when it completed. */
@@ -115,8 +137,8 @@ interface Pending {
   unlisten: (() => void) | null;
 }
 
-const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine'] as const;
-const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive'] as const;
+const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine', 'completions'] as const;
+const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive', 'format', 'cacheSize'] as const;
 const REQUEST_KEYS = ['op', 'dev', 'buffer', 'buffers', 'offset', 'length', 'tag', 'fua', 'metadata', 'unmap', 'signal'] as const;
 const SUBMIT_KEYS = ['signal'] as const;
 
@@ -132,6 +154,17 @@ const SYSCALLS: Record<string, string> = {
   discard: 'fallocate', writeZeroes: 'fallocate',
 };
 
+// Aborting a submitted batch: every request is in the engine, so the results
+// are discarded (buffers stay pinned until completion).
+function withSignal<T>(done: Promise<T>, signal: AbortSignal | null): Promise<T> {
+  if (!signal) return done;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    done.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 /**
  * One io_uring instance (or fallback engine) bound to the event loop of the
  * thread that created it. Completions arrive through an eventfd: one
@@ -144,6 +177,7 @@ export class Ring implements DeviceOwner {
   readonly #trace: boolean;
   readonly #raw: RawQueue;
   readonly #devices = new Set<BlockDevice>();
+  readonly #images = new Set<Qcow2Device>();
   readonly #fds = new Map<BlockDevice, number>();
   #pending: (Pending | undefined)[] = [];
   #freeIds: number[] = [];
@@ -176,11 +210,18 @@ export class Ring implements DeviceOwner {
     if (engine === 'null') nullEngine = normalizeNullEngine(o.nullEngine);
     else if (o.nullEngine !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', "options.nullEngine needs engine 'null'");
     this.#trace = checkBool(o.trace, 'options.trace');
+    const mode = o.completions ?? process.env.BLOCKRING_COMPLETIONS ?? 'auto';
+    if (typeof mode !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.completions must be a string');
+    if (!COMPLETIONS.includes(mode)) {
+      throw typeError('ERR_INVALID_ARG_VALUE',
+        `unknown completions mode '${mode}' (expected one of ${COMPLETIONS.join(', ')})`);
+    }
+    const completions = mode === 'auto' ? autoCompletions() : (mode as 'uv-poll' | 'thread');
     const rawSq = new Float64Array(RAW_SQ_CAPACITY * SQ_STRIDE);
     const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
     try {
       this.#h = new native.RingHandle({
-        engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, cq: this.#cq, rawSq, rawCq,
+        engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, completions, cq: this.#cq, rawSq, rawCq,
         onComplete: (n, nraw) => this.#onComplete(n, nraw),
       });
     } catch (e) {
@@ -204,6 +245,11 @@ export class Ring implements DeviceOwner {
     return this.#h.depth;
   }
 
+  /** How completions reach this thread: 'uv-poll' or 'thread' (see `RingOptions.completions`). */
+  get completions(): 'uv-poll' | 'thread' {
+    return this.#h.completions;
+  }
+
   get closed(): boolean {
     return this.#closing !== null;
   }
@@ -213,12 +259,26 @@ export class Ring implements DeviceOwner {
     return this.#raw;
   }
 
-  /** Opens a file or block device on this ring. */
-  async open(path: string, options: OpenOptions = {}): Promise<BlockDevice> {
+  /** Opens a file or block device on this ring; with `format: 'qcow2'` a qcow2 image and its backing chain. */
+  open(path: string, options: OpenOptions & { format: 'qcow2' }): Promise<Qcow2Device>;
+  open(path: string, options?: OpenOptions): Promise<BlockDevice>;
+  async open(path: string, options: OpenOptions = {}): Promise<BlockDevice | Qcow2Device> {
     if (typeof path !== 'string' || path.length === 0) {
       throw typeError('ERR_INVALID_ARG_TYPE', 'path must be a non-empty string');
     }
     const o = checkOptions(options, 'options', OPEN_KEYS);
+    if (checkFormat(o.format, 'options.format') === 'qcow2') {
+      for (const k of ['create', 'size', 'growable'] as const) {
+        if (o[k] !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', `options.${k} does not apply to a qcow2 image (use createImage)`);
+      }
+      const cacheSize = checkCacheSize(o.cacheSize);
+      const flags = { readOnly: checkBool(o.readOnly, 'options.readOnly'), direct: checkBool(o.direct, 'options.direct'),
+        exclusive: checkBool(o.exclusive, 'options.exclusive'), cacheSize };
+      this.#checkOpen();
+      const image = await openQcow2((p, f) => this.open(p, f), path, flags);
+      this.#images.add(image);
+      return image;
+    }
     const readOnly = checkBool(o.readOnly, 'options.readOnly');
     const create = checkBool(o.create, 'options.create');
     const direct = checkBool(o.direct, 'options.direct');
@@ -233,7 +293,8 @@ export class Ring implements DeviceOwner {
       const st = await fs.promises.stat(path).catch(() => null);
       if (st?.isBlockDevice()) flags |= c.O_EXCL;
     }
-    // libuv opens with O_CLOEXEC; the fd belongs to the native device from here on.
+    // libuv opens with O_CLOEXEC. The engine keeps a duplicate; this fd is
+    // closed through node:fs, as runtimes that track their fds (Deno) need.
     const fd = await new Promise<number>((resolve, reject) => {
       fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd)));
     });
@@ -247,11 +308,12 @@ export class Ring implements DeviceOwner {
       const info = this.#h.addDevice(fd, { direct, readOnly, growable, exclusive, probeAlignment });
       const dev = new BlockDevice(this, path, info, direct);
       this.#devices.add(dev);
-      this.#fds.set(dev, fd);
+      this.#fds.set(dev, info.fd);
       return dev;
     } catch (e) {
-      fs.closeSync(fd);
       throw fromNative(e, path);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
@@ -278,9 +340,16 @@ export class Ring implements DeviceOwner {
     let signal: AbortSignal | null;
     try {
       signal = checkSignal(checkOptions(options, 'options', SUBMIT_KEYS).signal, 'options.signal');
+      if (signal?.aborted) throw abortError(signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (Array.isArray(requests) && requests.some((r) => (r as { dev?: unknown } | null)?.dev instanceof Qcow2Device)) {
+      return withSignal(this.#submitWithImages(requests), signal);
+    }
+    try {
       this.#checkOpen();
       normalized = this.#normalizeBatch(requests);
-      if (signal?.aborted) throw abortError(signal);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -294,15 +363,7 @@ export class Ring implements DeviceOwner {
       const failure = this.#flush(true);
       if (failure) reject(failure);
     });
-    if (!signal) return done;
-    // Aborting the batch after submission: every request is in the engine,
-    // so the results are discarded (buffers stay pinned until completion).
-    const s = signal;
-    return new Promise<RequestResult[]>((resolve, reject) => {
-      const onAbort = (): void => reject(abortError(s));
-      s.addEventListener('abort', onAbort, { once: true });
-      done.then(resolve, reject).finally(() => s.removeEventListener('abort', onAbort));
-    });
+    return withSignal(done, signal);
   }
 
   /** `await using ring = new Ring()`: close() at the end of the scope. */
@@ -310,10 +371,42 @@ export class Ring implements DeviceOwner {
     return this.close();
   }
 
+  // A batch naming qcow2 devices: every request is validated first (all or
+  // nothing), then the raw ones go as one native batch and the qcow2 ones to
+  // their devices in array order (their tags apply per device, as always).
+  async #submitWithImages(requests: BatchRequest[]): Promise<RequestResult[]> {
+    this.#checkOpen();
+    const plain: BatchRequest[] = [];
+    const where: number[] = [];
+    const image: Array<() => Promise<number>> = [];
+    const imageAt: number[] = [];
+    requests.forEach((r, i) => {
+      const dev = r.dev as unknown;
+      if (dev instanceof Qcow2Device) {
+        if (!this.#images.has(dev)) throw typeError('ERR_INVALID_ARG_VALUE', `requests[${i}].dev must be a device opened on this ring`);
+        image.push(dev._prepare(checkOptions(r, `requests[${i}]`, REQUEST_KEYS), `requests[${i}]`));
+        imageAt.push(i);
+      } else {
+        plain.push(r);
+        where.push(i);
+      }
+    });
+    if (plain.length) this.#normalizeBatch(plain);
+    const out = new Array<RequestResult>(requests.length);
+    await Promise.all([
+      (plain.length ? this.submit(plain) : Promise.resolve([])).then((res) => res.forEach((r, k) => (out[where[k]!] = r))),
+      ...image.map((run, k) => run().then((bytes) => (out[imageAt[k]!] = { bytes }),
+        (error: BlockringError) => (out[imageAt[k]!] = { bytes: 0, error }))),
+    ]);
+    return out;
+  }
+
   /** Waits for every request, closes every device, then the ring. Idempotent. */
   close(): Promise<void> {
     if (!this.#closing) {
       this.#closing = (async () => {
+        // Images first: they write back metadata through their file devices.
+        await Promise.all([...this.#images].map((d) => d.close().catch(() => undefined)));
         await Promise.all([...this.#devices].map((d) => d.close()));
         await this.#until(() => this.#queued === 0 && this.#h.inflight() === 0);
         this.#h.close();
@@ -342,12 +435,12 @@ export class Ring implements DeviceOwner {
     const run = async (): Promise<void> => {
       this.#flush();
       await this.#until(() => dev._inflight === 0);
-      const fd = this.#fds.get(dev);
-      if (fd === undefined) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
-      await new Promise<void>((resolve, reject) => {
-        fs.ftruncate(fd, size, (err) => (err ? reject(fromNative(err, dev.path)) : resolve()));
-      });
-      this.#h.deviceSize(dev.handle, size);
+      if (!this.#fds.has(dev)) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
+      try {
+        this.#h.deviceSize(dev.handle, size);
+      } catch (e) {
+        throw fromNative(e, dev.path);
+      }
     };
     dev._resizing++;
     const done = dev._resizeChain.then(run, run).finally(() => {

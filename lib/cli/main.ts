@@ -2,9 +2,11 @@
 // blockring: one command, subcommands in lib/cli/<name>.ts. Each subcommand
 // module exports a `Subcommand`; add it to SUBCOMMANDS below.
 import { bench } from './bench';
+import { create } from './create';
 import type { Subcommand } from './subcommand';
+import { vhostUserBlk } from './vhost-user-blk';
 
-const SUBCOMMANDS: readonly Subcommand[] = [bench];
+const SUBCOMMANDS: readonly Subcommand[] = [bench, create, vhostUserBlk];
 
 function usage(): string {
   const width = Math.max(...SUBCOMMANDS.map((c) => c.name.length));

@@ -5,6 +5,8 @@
 #include "memory.h"
 #include "mapped_region.h"
 #include "ring_handle.h"
+#include "seek.h"
+#include "vhost_user_blk.h"
 
 namespace blockring {
 
@@ -15,6 +17,8 @@ class BlockringAddon final : public Napi::Addon<BlockringAddon> {
     exports.Set("allocAligned", Napi::Function::New<AllocAligned>(env, "allocAligned"));
     exports.Set("addressAlignment", Napi::Function::New<AddressAlignment>(env, "addressAlignment"));
     exports.Set("MappedRegion", MappedRegion::Define(env));
+    exports.Set("seekDataOrHole", Napi::Function::New<SeekDataOrHoleJs>(env, "seekDataOrHole"));
+    exports.Set("VhostUserBlkHandle", VhostUserBlkHandle::Define(env));
   }
 };
 

@@ -85,10 +85,12 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceAccessor<&RingHandle::EngineName>("engine"),
                          InstanceAccessor<&RingHandle::EngineInfo>("engineInfo"),
                          InstanceAccessor<&RingHandle::Depth>("depth"),
+                         InstanceAccessor<&RingHandle::Completions>("completions"),
                      });
 }
 
-// new RingHandle({ engine, depth, threads, directSubmitBatch, trace, nullEngine?, cq, rawSq, rawCq, onComplete })
+// new RingHandle({ engine, depth, threads, directSubmitBatch, trace, nullEngine?, completions, cq, rawSq, rawCq,
+//                  onComplete }); completions: 'uv-poll' or 'thread' (lib/ring.ts resolves 'auto')
 RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHandle>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "options must be an object");
@@ -112,6 +114,10 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
   }
   ReadNullOptions(env, opts.Get("nullEngine"), &choice.null_engine);
   bool trace = opts.Get("trace").ToBoolean().Value();
+  std::string completions = opts.Get("completions").ToString().Utf8Value();
+  if (completions != "uv-poll" && completions != "thread") {
+    ThrowType(env, "ERR_INVALID_ARG_VALUE", "completions must be 'uv-poll' or 'thread'");
+  }
 
   cq_ = Float64Data(env, opts, "cq", &cq_cap_, kCqStride);
   raw_sq_ = Float64Data(env, opts, "rawSq", &raw_sq_cap_, kSqStride);
@@ -141,45 +147,26 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
   }
   depth_ = engine_->backend().capacity();
 
-  uv_loop_t* loop = nullptr;
-  napi_get_uv_event_loop(env, &loop);
-  poll_ = new PollHandle;
-  poll_->poll.data = poll_;
-  poll_->owner = this;
-  uv_poll_init(loop, &poll_->poll, engine_->event_fd());
-  uv_poll_start(&poll_->poll, UV_READABLE, OnPoll);
-  uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->poll));  // idle rings never hold the loop open
-
   async_ = std::make_unique<Napi::AsyncContext>(env, "blockring:ring");
   self_ = Napi::Weak(info.This().As<Napi::Object>());
-  // Async, so the environment (and with a worker, this addon's code) stays
-  // until libuv has run the poll handle's close callback.
-  napi_add_async_cleanup_hook(env, OnEnvCleanup, poll_, &poll_->hook);
+  const char* what = "";
+  watch_ = StartCompletionWatch(env, completions == "thread" ? WatchKind::kThread : WatchKind::kUvPoll,
+                                engine_->event_fd(), this, &r, &what);
+  if (!watch_) {
+    engine_.reset();
+    ThrowErrno(env, r, what, "cannot watch the completion eventfd (completions: '" + completions + "')");
+  }
+  watch_name_ = watch_->name();
 }
 
 RingHandle::~RingHandle() { Teardown(); }
 
-void RingHandle::OnEnvCleanup(napi_async_cleanup_hook_handle, void* arg) {
-  // The environment is going away (worker exit/terminate, process teardown)
-  // with requests possibly in flight: wait for the kernel to finish with
-  // every buffer before V8 frees them. Without an owner the ring is already
-  // torn down and the pending close callback removes this hook.
-  auto* p = static_cast<PollHandle*>(arg);
-  if (p->owner) p->owner->Teardown();
-}
-
 void RingHandle::Teardown() {
   closed_ = true;
-  if (poll_) {
-    PollHandle* p = poll_;
-    poll_ = nullptr;
-    p->owner = nullptr;
-    uv_poll_stop(&p->poll);
-    uv_close(reinterpret_cast<uv_handle_t*>(&p->poll), [](uv_handle_t* h) {
-      auto* p = static_cast<PollHandle*>(h->data);
-      napi_remove_async_cleanup_hook(p->hook);  // the environment may now go
-      delete p;
-    });
+  if (watch_) {
+    // The environment stays until the watch's last callback has run.
+    watch_->Close();
+    watch_ = nullptr;
   }
   if (engine_) {
     DiscardSink sink;
@@ -194,7 +181,7 @@ void RingHandle::CheckOpen(Napi::Env env) {
   if (closed_ || close_pending_) ThrowState(env, "ERR_RING_CLOSED", "ring is closed");
 }
 
-// addDevice(fd, { direct, readOnly, growable, exclusive }) -> device info
+// addDevice(fd, { direct, readOnly, growable, exclusive }) -> device info (with the engine's own fd)
 Napi::Value RingHandle::AddDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
@@ -229,9 +216,13 @@ Napi::Value RingHandle::AddDevice(const Napi::CallbackInfo& info) {
     if (r < 0) ThrowErrno(env, r == -EAGAIN ? -EBUSY : r, "fcntl", "device is in use by another exclusive opener");
   }
   if (g.is_block_device) c.block_size = lbs ? lbs : 512;
-  Device* dev = engine_->AddDevice(fd, c);
+  // The engine owns a duplicate; the caller closes fd (its runtime's own).
+  int own = DuplicateDeviceFd(fd);
+  if (own < 0) ThrowErrno(env, own, "fcntl", "cannot duplicate the device fd");
+  Device* dev = engine_->AddDevice(own, c);
   Napi::Object out = Napi::Object::New(env);
   out.Set("handle", dev->handle);
+  out.Set("fd", own);
   out.Set("size", static_cast<double>(g.size));
   out.Set("isBlockDevice", g.is_block_device);
   out.Set("readOnly", c.read_only);
@@ -250,6 +241,10 @@ Napi::Value RingHandle::DeviceSize(const Napi::CallbackInfo& info) {
   if (info.Length() > 1) {
     double size = info[1].ToNumber().DoubleValue();
     if (!IsUint(size, kMaxSafe)) ThrowRange(env, "ERR_OUT_OF_RANGE", "size must be a safe non-negative integer");
+    // A file's resize: ftruncate on the JS thread (the caller waited for
+    // the device's requests; no block I/O is involved for a file).
+    int r = TruncateDevice(dev->fd, static_cast<uint64_t>(size));
+    if (r < 0) ThrowErrno(env, r, "ftruncate", "cannot resize device");
     engine_->SetDeviceSize(dev, static_cast<uint64_t>(size));
   }
   return Napi::Number::New(env, static_cast<double>(dev->size));
@@ -282,6 +277,7 @@ Napi::Value RingHandle::EngineInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value RingHandle::Depth(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), depth_); }
+Napi::Value RingHandle::Completions(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), watch_name_); }
 
 // Checks one record; returns nullptr when it is valid, else fills *kind
 // (0 TypeError, 1 RangeError, 2 state Error) and *code.
@@ -600,13 +596,8 @@ bool RingHandle::OnComplete(Request* r) {
   return cq_count_ < cq_cap_ && raw_cq_count_ < raw_cq_cap_;
 }
 
-void RingHandle::OnPoll(uv_poll_t* handle, int status, int) {
-  RingHandle* self = static_cast<PollHandle*>(handle->data)->owner;
-  if (status < 0 || !self || !self->engine_) return;
-  self->OnReadable();
-}
-
 void RingHandle::OnReadable() {
+  if (!engine_) return;
   // Raw N-API here: during worker termination JS cannot run and the C++
   // wrappers would turn each failed call into a fatal error.
   napi_env env = Env();
@@ -654,17 +645,16 @@ bool RingHandle::Deliver() {
 }
 
 void RingHandle::UpdateRefs() {
-  if (!engine_ || !poll_) return;
+  if (!engine_ || !watch_) return;
   bool busy = engine_->inflight() > 0;
   if (busy == held_) return;
   held_ = busy;
   // While requests are in flight the loop stays alive and the JS wrapper
   // (with the buffers its pending table pins) cannot be collected.
+  watch_->SetRef(busy);
   if (busy) {
-    uv_ref(reinterpret_cast<uv_handle_t*>(&poll_->poll));
     self_.Ref();
   } else {
-    uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->poll));
     self_.Unref();
   }
 }

@@ -1,20 +1,21 @@
-// The native half of a Ring: owns an Engine, watches its eventfd with a
-// uv_poll_t on the creating thread's loop, and delivers completions to JS
-// in batches (one MakeCallback per batch). Runs only on that thread.
+// The native half of a Ring: owns an Engine, watches its eventfd (a
+// CompletionWatch: uv_poll_t or a waiter thread) for the creating thread,
+// and delivers completions to JS in batches (one MakeCallback per batch).
+// Runs only on that thread.
 #pragma once
 
 #include <napi.h>
-#include <uv.h>
 
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "../engine/engine.h"
+#include "completion_watch.h"
 
 namespace blockring {
 
-class RingHandle final : public Napi::ObjectWrap<RingHandle>, private CompletionSink {
+class RingHandle final : public Napi::ObjectWrap<RingHandle>, private CompletionSink, private CompletionListener {
  public:
   static Napi::Function Define(Napi::Env env);
   explicit RingHandle(const Napi::CallbackInfo& info);
@@ -37,6 +38,7 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   Napi::Value EngineName(const Napi::CallbackInfo& info);
   Napi::Value EngineInfo(const Napi::CallbackInfo& info);
   Napi::Value Depth(const Napi::CallbackInfo& info);
+  Napi::Value Completions(const Napi::CallbackInfo& info);
 
   const char* CheckRecord(const double* rec, const std::vector<View>& views, bool raw, int* kind, const char** code,
                           char* msg, size_t msg_len) const;
@@ -51,24 +53,17 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   static Napi::Array FailuresToJs(Napi::Env env, const std::vector<Failure>& failures);
   int FindRegistered(const char* data, size_t length) const;
   bool OnComplete(Request* r) override;
-  void OnReadable();
+  void OnReadable() override;
+  void OnEnvTeardown() override { Teardown(); }
   bool Deliver();  // false when JS cannot run (env teardown)
   void UpdateRefs();
   void Teardown();
   void CheckOpen(Napi::Env env);
 
-  static void OnPoll(uv_poll_t* handle, int status, int events);
-  static void OnEnvCleanup(napi_async_cleanup_hook_handle handle, void* arg);
-
   std::unique_ptr<Engine> engine_;
-  // The eventfd watcher. Outlives this object until libuv's close callback,
-  // which also releases the environment cleanup hook.
-  struct PollHandle {
-    uv_poll_t poll;
-    RingHandle* owner = nullptr;
-    napi_async_cleanup_hook_handle hook = nullptr;
-  };
-  PollHandle* poll_ = nullptr;
+  // The eventfd watcher; closed (and then freed by the runtime) at teardown.
+  CompletionWatch* watch_ = nullptr;
+  const char* watch_name_ = "";
   bool closed_ = false;
   bool in_callback_ = false;
   bool close_pending_ = false;

@@ -41,5 +41,9 @@ inline int ProbeDeviceDirectAlignment(int fd, uint32_t* offset_align, uint32_t* 
   return ProbeDirectAlignment(fd, offset_align, mem_align);
 }
 inline int LockDeviceExclusive(int fd) { return LockFileExclusive(fd); }
+// The engine owns a duplicate of the caller's fd: runtimes that track their
+// own fds (Deno) close theirs themselves and must not find it closed under them.
+inline int DuplicateDeviceFd(int fd) { return DuplicateFd(fd); }
+inline int TruncateDevice(int fd, uint64_t size) { return TruncateFile(fd, size); }
 
 }  // namespace blockring

@@ -30,4 +30,15 @@ int ProbeDirectAlignment(int fd, uint32_t* offset_align, uint32_t* mem_align);
 // when someone else holds it, or -errno.
 int LockFileExclusive(int fd);
 
+// lseek(SEEK_DATA) when data, else lseek(SEEK_HOLE), from offset: the start
+// of the next data (or hole) run at or after offset, or -errno (-ENXIO: no
+// data at or after offset). lseek moves the file position; every I/O path
+// here is positional, so nothing depends on it.
+int64_t SeekDataOrHole(int fd, uint64_t offset, bool data);
+
+// A close-on-exec duplicate of fd (same open file description), or -errno.
+int DuplicateFd(int fd);
+// ftruncate: 0 or -errno.
+int TruncateFile(int fd, uint64_t size);
+
 }  // namespace blockring

@@ -10,9 +10,10 @@
 //   makeRing  (options) => new Ring on the same engine (lifecycle checks)
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 import { ALIGN, AlignedArena } from './aligned.mjs';
@@ -333,7 +334,8 @@ async function closeWithInflight(ctx) {
  * with requests in flight still completes them. Needs --expose-gc.
  */
 async function gcWithInflight(ctx) {
-  const gc = globalThis.gc;
+  // Bun has no --expose-gc; Bun.gc(true) collects synchronously.
+  const gc = globalThis.gc ?? (globalThis.Bun ? () => globalThis.Bun.gc(true) : undefined);
   assert.equal(typeof gc, 'function', 'run with --expose-gc');
   const ROUNDS = 4;
   const PER = 256;
@@ -425,6 +427,8 @@ async function workerTerminatedMidIo(ctx) {
     assert.equal(engine, ctx.engine);
     await w.terminate();
   }
+  // Deno resolves terminate() before the worker's cleanup hooks have run.
+  for (let waited = 0; openFdsOn(file) && waited < 5000; waited += 20) await new Promise((r) => setTimeout(r, 20));
   assert.equal(openFdsOn(file), 0, 'terminated workers closed their devices');
   // The engine still works in this thread afterwards.
   const ring = ctx.makeRing({ depth: 8 });
@@ -462,13 +466,15 @@ export const SHARED_RING_OPTIONS = { depth: 64, trace: true };
 //     [--disable-io-uring] [--exhaust-aio] [--lifecycle]
 // The sysctl switches hold only while the rings are created (and are
 // restored right after), so the window other processes see stays short.
-// Prints one JSON line: { engineInfo, libaioError?, ran }.
+// Prints one JSON line: { engineInfo, completions, libaioError?, ran }. Runs
+// under Bun and Deno too (test/other-runtimes.test.ts).
 async function main(argv) {
   const arg = (name) => {
     const i = argv.indexOf(name);
     return i < 0 ? undefined : argv[i + 1];
   };
-  const { Ring } = await import(pathToFileURL(INDEX).href);
+  // require, not import: Deno loads an imported .js outside node_modules as ESM.
+  const { Ring } = createRequire(import.meta.url)(INDEX);
   const requested = arg('--engine') ?? 'auto';
   const expect = arg('--expect');
   const dir = arg('--dir');
@@ -489,6 +495,7 @@ async function main(argv) {
     rings.shared = new Ring({ engine: requested, ...SHARED_RING_OPTIONS });
   });
   out.engineInfo = rings.shared.engineInfo;
+  out.completions = rings.shared.completions;
   for (const direct of [false, true]) {
     const ctx = {
       ring: rings.shared, engine: expect, requested, direct, dir,

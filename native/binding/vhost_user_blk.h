@@ -1,0 +1,27 @@
+// The native half of a VhostUserBlkServer: starts a vhost::Server on the
+// fd of an open BlockDevice and stops it. Thin: the server runs on its own
+// thread and never calls into JS.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "../vhost/server.h"
+
+namespace blockring {
+
+class VhostUserBlkHandle final : public Napi::ObjectWrap<VhostUserBlkHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit VhostUserBlkHandle(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value EngineName(const Napi::CallbackInfo& info);
+
+  std::unique_ptr<vhost::Server> server_;
+};
+
+}  // namespace blockring

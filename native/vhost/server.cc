@@ -1,0 +1,177 @@
+#include "server.h"
+
+#include <errno.h>
+
+#include <cstring>
+
+#include "../kernel/eventfd.h"
+#include "../kernel/socket.h"
+
+namespace blockring {
+namespace vhost {
+namespace {
+
+constexpr uint64_t kTagStop = 0;
+constexpr uint64_t kTagListen = 1;
+constexpr uint64_t kTagConn = 2;
+constexpr uint64_t kTagEngine = 3;
+// A message whose rest does not arrive within this is a protocol error
+// (a truncated message must not stall the service thread forever).
+constexpr int kMessageTimeoutMs = 2000;
+
+// Reads exactly len bytes, collecting passed fds. 0, -ETIMEDOUT, -EPIPE at
+// end of stream, -EMSGSIZE when more fds arrive than fit, or -errno.
+int ReadExact(int fd, void* buf, size_t len, int* fds, size_t max_fds, size_t* nfds) {
+  char* p = static_cast<char*>(buf);
+  while (len) {
+    size_t got_fds = 0;
+    long n = RecvWithFds(fd, p, len, fds + *nfds, max_fds - *nfds, &got_fds);
+    *nfds += got_fds;
+    if (n == -EAGAIN) {
+      int w = WaitFd(fd, false, kMessageTimeoutMs);
+      if (w <= 0) return w ? w : -ETIMEDOUT;
+      continue;
+    }
+    if (n < 0) return static_cast<int>(n);
+    if (n == 0) return -EPIPE;
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int Server::Start(int caller_fd, const ServerOptions& options, const char** syscall, std::string* detail) {
+  options_ = options;
+  *syscall = "fcntl";
+  int image_fd = DupFd(caller_fd);
+  if (image_fd < 0) return image_fd;
+  BackendResult made = MakeBackend(options.engine);
+  if (!made.backend) {
+    CloseFd(image_fd);
+    *syscall = made.syscall;
+    *detail = "cannot start engine '" + options.engine.requested + "' (" + made.fallback + ")";
+    return made.err;
+  }
+  engine_ = std::make_unique<Engine>(std::move(made.backend));
+  int r = engine_->Init();
+  if (r < 0) {
+    CloseFd(image_fd);
+    *syscall = "eventfd";
+    return r;
+  }
+  engine_name_ = engine_->backend().name();
+  Device* dev = engine_->AddDevice(image_fd, options.device);
+  *syscall = "epoll_create1";
+  if ((epoll_ = EpollCreate()) < 0) return epoll_;
+  *syscall = "eventfd";
+  if ((stop_ = EventfdCreate()) < 0) return stop_;
+  *syscall = "bind";
+  if ((listen_ = UnixListen(options.socket_path.c_str())) < 0) {
+    *detail = "cannot listen on " + options.socket_path;
+    options_.socket_path.clear();  // not ours to remove
+    return listen_;
+  }
+  *syscall = "epoll_ctl";
+  if ((r = EpollAdd(epoll_, stop_, kTagStop)) < 0 || (r = EpollAdd(epoll_, listen_, kTagListen)) < 0 ||
+      (r = EpollAdd(epoll_, engine_->event_fd(), kTagEngine)) < 0) {
+    return r;
+  }
+  payload_.resize(kMaxPayload);  // never empty: handlers may look at data() of a short message
+  backend_ = std::make_unique<BlkBackend>(engine_.get(), dev, options.blk, epoll_);
+  thread_ = std::thread([this] { Run(); });
+  return 0;
+}
+
+void Server::Stop() {
+  if (thread_.joinable()) {
+    EventfdSignal(stop_);
+    thread_.join();
+  }
+  backend_.reset();  // waits for in-flight requests, unmaps guest memory
+  if (conn_ >= 0) CloseFd(conn_);
+  conn_ = -1;
+  connected_ = false;
+  engine_.reset();
+  for (int* fd : {&listen_, &stop_, &epoll_}) {
+    if (*fd >= 0) CloseFd(*fd);
+    *fd = -1;
+  }
+  if (!options_.socket_path.empty()) {
+    UnlinkPath(options_.socket_path.c_str());
+    options_.socket_path.clear();
+  }
+}
+
+void Server::Run() {
+  uint64_t tags[32];
+  bool hup[32];
+  for (;;) {
+    int n = EpollWait(epoll_, tags, hup, 32, -1);
+    if (n < 0) return;
+    for (int i = 0; i < n; i++) {
+      uint64_t tag = tags[i];
+      if (tag == kTagStop) return;
+      if (tag == kTagListen) {
+        Accept();
+      } else if (tag == kTagConn) {
+        // Read what is there even on hangup: the last message may precede it.
+        OnMessage();
+      } else if (tag == kTagEngine) {
+        backend_->OnEngine();
+      } else if (tag >= kTagKickBase && conn_ >= 0) {
+        backend_->OnKick(static_cast<uint32_t>(tag - kTagKickBase));
+      }
+    }
+    served_.store(backend_->served(), std::memory_order_relaxed);
+  }
+}
+
+void Server::Accept() {
+  int fd = UnixAccept(listen_);
+  if (fd < 0) return;
+  if (conn_ >= 0) {
+    CloseFd(fd);  // one frontend at a time
+    return;
+  }
+  if (EpollAdd(epoll_, fd, kTagConn) < 0) {
+    CloseFd(fd);
+    return;
+  }
+  conn_ = fd;
+  connected_ = true;
+  connections_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Server::DropConnection() {
+  EpollRemove(epoll_, conn_);
+  CloseFd(conn_);
+  conn_ = -1;
+  backend_->Disconnect();
+  connected_ = false;
+}
+
+void Server::OnMessage() {
+  if (conn_ < 0) return;
+  MsgHeader h;
+  int fds[kMaxFds];
+  size_t nfds = 0;
+  int r = ReadExact(conn_, &h, sizeof(h), fds, kMaxFds, &nfds);
+  // The payload must be sane before anything trusts it.
+  if (r == 0 && ((h.flags & 0x3) != kVersion || h.size > kMaxPayload)) r = -EPROTO;
+  if (r == 0) {
+    r = ReadExact(conn_, payload_.data(), h.size, fds, kMaxFds, &nfds);
+  }
+  if (r < 0) {
+    for (size_t i = 0; i < nfds; i++) CloseFd(fds[i]);
+    DropConnection();
+    return;
+  }
+  bool ok = backend_->Handle(h, payload_.data(), fds, nfds, &reply_);
+  if (ok && !reply_.empty()) ok = SendAll(conn_, reply_.data(), reply_.size(), kMessageTimeoutMs) == 0;
+  if (!ok) DropConnection();
+}
+
+}  // namespace vhost
+}  // namespace blockring

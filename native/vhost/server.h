@@ -1,0 +1,72 @@
+// A vhost-user-blk server: listens on a unix socket, serves one frontend
+// at a time, and goes back to listening when it disconnects (a VMM with
+// reconnect=1 comes back). Everything after Start runs on one service
+// thread of its own, which owns an Engine of its own: the guest's I/O
+// never waits for the JavaScript thread (garbage collection, a busy event
+// loop), and the engine stays single-threaded as it requires. No N-API.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../engine/engine.h"
+#include "../engine/factory.h"
+#include "blk_backend.h"
+
+namespace blockring {
+namespace vhost {
+
+struct ServerOptions {
+  std::string socket_path;
+  EngineChoice engine;
+  DeviceConfig device;  // for the image fd
+  BlkOptions blk;
+};
+
+class Server {
+ public:
+  Server() = default;
+  ~Server() { Stop(); }
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Serves a duplicate of image_fd (the caller keeps its own). Builds the engine, listens and starts the
+  // service thread. 0, or -errno with *syscall naming the failed call.
+  int Start(int image_fd, const ServerOptions& options, const char** syscall, std::string* detail);
+  // Stops the thread (in-flight requests finish first), closes everything
+  // and removes the socket file. Idempotent.
+  void Stop();
+
+  const char* engine_name() const { return engine_name_.c_str(); }
+  uint32_t connections() const { return connections_.load(std::memory_order_relaxed); }
+  bool connected() const { return connected_.load(std::memory_order_relaxed); }
+  uint64_t served() const { return served_.load(std::memory_order_relaxed); }
+
+ private:
+  void Run();
+  void Accept();
+  void OnMessage();
+  void DropConnection();
+
+  ServerOptions options_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<BlkBackend> backend_;
+  std::string engine_name_;
+  int epoll_ = -1;
+  int stop_ = -1;
+  int listen_ = -1;
+  int conn_ = -1;
+  std::thread thread_;
+  std::vector<uint8_t> payload_;
+  std::vector<uint8_t> reply_;
+  std::atomic<uint32_t> connections_{0};
+  std::atomic<bool> connected_{false};
+  std::atomic<uint64_t> served_{0};
+};
+
+}  // namespace vhost
+}  // namespace blockring

@@ -1,0 +1,30 @@
+// Running the real QEMU tools against images (qemu-utils is installed by
+// .ci/run). Each returns the exit status and output rather than throwing,
+// so tests can assert on what qemu-img said.
+import { spawnSync } from 'node:child_process';
+
+export interface ToolResult {
+  status: number;
+  out: string;
+}
+
+export function run(cmd: string, args: string[]): ToolResult {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) throw r.error;
+  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+export const qemuImg = (...args: string[]): ToolResult => run('qemu-img', args);
+export const qemuIo = (...args: string[]): ToolResult => run('qemu-io', args);
+
+/** qemu-img check --output=json, parsed. */
+export function check(image: string): { status: number; report: Record<string, unknown> } {
+  const r = run('qemu-img', ['check', '-f', 'qcow2', '--output=json', image]);
+  let report: Record<string, unknown> = {};
+  try {
+    report = JSON.parse(r.out.slice(r.out.indexOf('{'))) as Record<string, unknown>;
+  } catch {
+    report = { raw: r.out };
+  }
+  return { status: r.status, report };
+}
