@@ -1,8 +1,10 @@
 import os from 'node:os';
+import type { Readable, Writable } from 'node:stream';
 import { abortError, BlockIoError, BlockringError, checkSignal, errnoName } from './errors';
 import { mapDevice, type MappedRegion, type MapOptions } from './mapped-region';
 import { native, type DeviceInfo } from './native';
 import { OP } from './records';
+import { createReadStream, createWriteStream, type ReadStreamOptions, type WriteStreamOptions } from './streams';
 import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, typeError } from './validate';
 
 /** What a device needs from the ring that opened it. */
@@ -267,6 +269,22 @@ export class BlockDevice {
   map(options?: MapOptions): MappedRegion {
     if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
     return mapDevice({ fd: this.#owner._deviceFd(this), path: this.path, size: this.size, readOnly: this.readOnly }, options);
+  }
+
+  /**
+   * A Readable of bytes [start, end] (end inclusive, as fs.createReadStream),
+   * `depth` reads in flight, aligned bounce buffers under O_DIRECT.
+   */
+  createReadStream(options?: ReadStreamOptions): Readable {
+    return createReadStream(this, options);
+  }
+
+  /**
+   * A Writable that writes from `start` on, `depth` writes in flight; under
+   * O_DIRECT it stages into aligned buffers and merges a partial last block.
+   */
+  createWriteStream(options?: WriteStreamOptions): Writable {
+    return createWriteStream(this, options);
   }
 
   /** `await using dev = await ring.open(...)`: close() at the end of the scope. */

@@ -3,6 +3,7 @@ export type { BatchRequest, CompletionsMode, EngineInfo, EngineName, OpenOptions
 export { BlockDevice } from './block-device';
 export type { Extent, FlushOptions, TagOption, WriteOptions, WriteZeroesOptions } from './block-device';
 export { RawQueue } from './raw-queue';
+export type { ReadStreamOptions, WriteStreamOptions } from './streams';
 export { MappedRegion } from './mapped-region';
 export type { Advice, MapMode, MapOptions, Residency, SyncOptions } from './mapped-region';
 export type { NullEngineOptions, NullFault, NullFaultOp } from './null-engine';

@@ -1,14 +1,14 @@
 // The acceptance test of the package as a user gets it: `npm pack` builds the
 // tarball (with its prebuilds), a fresh project installs it with no
-// compiler, make or python on PATH, and every README example runs as written
-// from the installed package.
+// compiler, make or python on PATH, every README example runs as written
+// from the installed package, and a small I/O script runs under Bun and Deno.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
 import { readmeExamples, runExample } from './helpers/readme-examples';
-import { tempDir } from './helpers/tmp';
+import { skipUnless, tempDir } from './helpers/tmp';
 
 const ROOT = path.join(__dirname, '..');
 const PREBUILDS = ['prebuilds/linux-x64/blockring.glibc.node', 'prebuilds/linux-arm64/blockring.glibc.node'];
@@ -96,3 +96,26 @@ it('every README example runs as written from the installed package', () => {
     expect(r.leftovers).toEqual([]);
   }
 });
+
+function runtimeBinary(pkg: string, file: string): string | null {
+  try {
+    return path.join(path.dirname(require.resolve(`${pkg}/package.json`)), file);
+  } catch {
+    return null;
+  }
+}
+
+const RUNTIMES = [
+  { name: 'Bun', bin: runtimeBinary('@oven/bun-linux-x64', 'bin/bun'), args: [] as string[] },
+  { name: 'Deno', bin: runtimeBinary('@deno/linux-x64-glibc', 'deno'), args: ['run', '-A'] },
+];
+
+for (const rt of RUNTIMES) {
+  it.skipIf(skipUnless(rt.bin !== null && process.arch === 'x64', `${rt.name} binary (x64 npm package) not installed`))(
+    `${rt.name} runs a small I/O script against the installed package`, () => {
+      const script = path.join(project, 'io.mjs');
+      fs.copyFileSync(path.join(__dirname, 'fixtures', 'package-io.mjs'), script);
+      const out = execFileSync(rt.bin as string, [...rt.args, script], { cwd: project, env, encoding: 'utf8', timeout: 60_000 });
+      expect(JSON.parse(out.trim().split('\n').pop() as string)).toEqual({ ok: true, engine: 'io_uring' });
+    });
+}
