@@ -3,10 +3,11 @@
 // module exports a `Subcommand`; add it to SUBCOMMANDS below.
 import { bench } from './bench';
 import { create } from './create';
+import { image } from './image';
 import type { Subcommand } from './subcommand';
 import { vhostUserBlk } from './vhost-user-blk';
 
-const SUBCOMMANDS: readonly Subcommand[] = [bench, create, vhostUserBlk];
+const SUBCOMMANDS: readonly Subcommand[] = [bench, create, image, vhostUserBlk];
 
 function usage(): string {
   const width = Math.max(...SUBCOMMANDS.map((c) => c.name.length));
