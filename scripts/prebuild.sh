@@ -8,6 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/blockring-prebuild.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export BLOCKRING_STATIC_RUNTIME=1
+export JOBS=${JOBS:-2}  # node-gyp: make -j
 rm -rf "$root/prebuilds"
 
 build() {  # arch cc cxx strip
