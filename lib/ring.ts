@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import { checkCacheSize, checkFormat, type ImageFormat, openQcow2 } from './format/image';
+import { checkCacheSize, checkFormat, checkWriteLog, type ImageFormat, openQcow2 } from './format/image';
+import type { WriteLog } from './write-log';
 import { Qcow2Device } from './format/qcow2';
 
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
@@ -85,6 +86,8 @@ export interface OpenOptions {
   format?: ImageFormat;
   /** qcow2: bytes of L2 tables and refcount blocks cached per image (default 4 MiB). */
   cacheSize?: number;
+  /** qcow2: record every write and flush to the image file (not its backing) in this log. */
+  writeLog?: WriteLog;
 }
 
 export type RequestOp = 'read' | 'write' | 'readv' | 'writev' | 'flush' | 'discard' | 'writeZeroes';
@@ -138,7 +141,7 @@ interface Pending {
 }
 
 const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine', 'completions'] as const;
-const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive', 'format', 'cacheSize'] as const;
+const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive', 'format', 'cacheSize', 'writeLog'] as const;
 const REQUEST_KEYS = ['op', 'dev', 'buffer', 'buffers', 'offset', 'length', 'tag', 'fua', 'metadata', 'unmap', 'signal'] as const;
 const SUBMIT_KEYS = ['signal'] as const;
 
@@ -273,7 +276,7 @@ export class Ring implements DeviceOwner {
       }
       const cacheSize = checkCacheSize(o.cacheSize);
       const flags = { readOnly: checkBool(o.readOnly, 'options.readOnly'), direct: checkBool(o.direct, 'options.direct'),
-        exclusive: checkBool(o.exclusive, 'options.exclusive'), cacheSize };
+        exclusive: checkBool(o.exclusive, 'options.exclusive'), cacheSize, writeLog: checkWriteLog(o.writeLog) };
       this.#checkOpen();
       const image = await openQcow2((p, f) => this.open(p, f), path, flags);
       this.#images.add(image);

@@ -4,10 +4,11 @@
 import { bench } from './bench';
 import { create } from './create';
 import { image } from './image';
+import { nbd } from './nbd';
 import type { Subcommand } from './subcommand';
 import { vhostUserBlk } from './vhost-user-blk';
 
-const SUBCOMMANDS: readonly Subcommand[] = [bench, create, image, vhostUserBlk];
+const SUBCOMMANDS: readonly Subcommand[] = [bench, create, image, nbd, vhostUserBlk];
 
 function usage(): string {
   const width = Math.max(...SUBCOMMANDS.map((c) => c.name.length));

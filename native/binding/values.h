@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 namespace blockring {
 
@@ -29,5 +30,9 @@ inline bool ViewData(Napi::Value v, char** data, size_t* length) {
   }
   return false;
 }
+
+// The Float64Array at options[key] (throws otherwise); *cap = its length in
+// records of stride doubles.
+double* Float64Data(Napi::Env env, Napi::Object options, const char* key, uint32_t* cap, uint32_t stride);
 
 }  // namespace blockring

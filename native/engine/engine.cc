@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include "../kernel/block_device.h"
 #include "../kernel/eventfd.h"
 
 namespace blockring {
@@ -76,9 +77,12 @@ bool Engine::CloseDevice(Device* dev) {
   return true;
 }
 
-void Engine::SetDeviceSize(Device* dev, uint64_t size) {
+int Engine::ResizeDevice(Device* dev, uint64_t size) {
+  int r = TruncateFile(dev->fd, size);
+  if (r < 0) return r;
   dev->size = size;
   backend_->DeviceResized(dev);
+  return 0;
 }
 
 void Engine::FreeDevice(Device* dev) {

@@ -43,8 +43,9 @@ class Engine final : private AttemptSink {
   // Closes the device's fd now if nothing is in flight; returns false
   // (and closes it when the last request completes) otherwise.
   bool CloseDevice(Device* dev);
-  // Records a size set from outside (resize) and tells the backend.
-  void SetDeviceSize(Device* dev, uint64_t size);
+  // Resizes a file device (ftruncate; the caller waited for its requests)
+  // and tells the backend. 0 or -errno.
+  int ResizeDevice(Device* dev, uint64_t size);
   size_t device_count() const { return devices_.size() - free_handles_.size(); }
 
   Request* NewRequest();
