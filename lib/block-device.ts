@@ -5,7 +5,7 @@ import { mapDevice, type MappedRegion, type MapOptions } from './mapped-region';
 import { native, type DeviceInfo } from './native';
 import { OP } from './records';
 import { createReadStream, createWriteStream, type ReadStreamOptions, type WriteStreamOptions } from './streams';
-import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, typeError } from './validate';
+import { checkBool, checkOptions, checkTag, checkUint, checkIoView, checkViews, typeError } from './validate';
 
 /** What a device needs from the ring that opened it. */
 export interface DeviceOwner {
@@ -170,7 +170,7 @@ export class BlockDevice {
     const args = arguments;
     return this.#run(() => {
       checkNotFsStyle('read', args);
-      return this.#rw(OP.read, 'read', [checkView(buffer, 'buffer')], offset, options);
+      return this.#rw(OP.read, 'read', [checkIoView(buffer, 'buffer')], offset, options);
     });
   }
 
@@ -179,7 +179,7 @@ export class BlockDevice {
     const args = arguments;
     return this.#run(() => {
       checkNotFsStyle('write', args);
-      return this.#rw(OP.write, 'write', [checkView(buffer, 'buffer')], offset, options);
+      return this.#rw(OP.write, 'write', [checkIoView(buffer, 'buffer')], offset, options);
     });
   }
 
