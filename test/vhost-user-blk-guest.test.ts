@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Ring, serveVhostUserBlk } from '../dist/lib/index.js';
 import { bootGuest, guestKit, guestUnavailable, initrdWith, type GuestKit } from './helpers/guest';
+import { toolEnv } from './helpers/qemu';
 import { tempDir } from './helpers/tmp';
 
 const CLI = path.join(__dirname, '..', 'dist', 'lib', 'cli', 'main.js');
@@ -62,7 +63,7 @@ describe.skipIf(why !== null)('a QEMU guest on vhost-user-blk', () => {
     const image = path.join(t.dir, `disk.${format}`);
     const socket = path.join(t.dir, `${format}.sock`);
     if (format === 'qcow2') {
-      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, '64M']);
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, '64M'], { env: toolEnv() });
     } else {
       fs.writeFileSync(image, '');
       fs.truncateSync(image, 64 * MiB);
@@ -87,9 +88,9 @@ describe.skipIf(why !== null)('a QEMU guest on vhost-user-blk', () => {
     }
     let raw = image;
     if (format === 'qcow2') {
-      execFileSync('qemu-img', ['check', '-q', image]);
+      execFileSync('qemu-img', ['check', '-q', image], { env: toolEnv() });
       raw = path.join(t.dir, 'qcow2-as-raw.img');
-      execFileSync('qemu-img', ['convert', '-O', 'raw', image, raw]);
+      execFileSync('qemu-img', ['convert', '-O', 'raw', image, raw], { env: toolEnv() });
     }
     expect(region(raw, MiB, MiB).equals(PATTERN)).toBe(true);
     expect(region(raw, 4 * MiB, MiB).equals(PATTERN)).toBe(true);

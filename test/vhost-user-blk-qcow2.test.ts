@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { Ring, serveVhostUserBlk } from '../dist/lib/index.js';
 import { pattern, withFrontend } from './helpers/vhost-frontend';
+import { toolEnv } from './helpers/qemu';
 import { tempDir } from './helpers/tmp';
 
 const t = tempDir('blockring-vhost-qcow2-');
@@ -18,7 +19,7 @@ describe('vhost-user-blk serving a qcow2 image', () => {
   it('writes, reads, discard, write-zeroes and flush on 2 queues; qemu-img check and convert agree', async () => {
     const image = path.join(t.dir, 'disk.qcow2');
     const socket = path.join(t.dir, 'q.sock');
-    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, '16M']);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, '16M'], { env: toolEnv() });
     const ring = new Ring();
     const dev = await ring.open(image, { format: 'qcow2' });
     const server = serveVhostUserBlk(dev, { socket, numQueues: 2 });
@@ -42,9 +43,9 @@ describe('vhost-user-blk serving a qcow2 image', () => {
       await dev.close();
       await ring.close();
     }
-    execFileSync('qemu-img', ['check', '-q', image]);
+    execFileSync('qemu-img', ['check', '-q', image], { env: toolEnv() });
     const raw = path.join(t.dir, 'out.raw');
-    execFileSync('qemu-img', ['convert', '-O', 'raw', image, raw]);
+    execFileSync('qemu-img', ['convert', '-O', 'raw', image, raw], { env: toolEnv() });
     const b = fs.readFileSync(raw);
     expect(b.subarray(0, 65536).equals(pattern(0, 65536, 1))).toBe(true);
     expect(b.subarray(2049 * 512, 2049 * 512 + 4096).equals(pattern(2049 * 512, 4096, 2))).toBe(true);
@@ -57,7 +58,7 @@ describe('vhost-user-blk serving a qcow2 image', () => {
   it('a frontend vanishing with qcow2 writes in flight; the server closes cleanly after', async () => {
     const image = path.join(t.dir, 'vanish.qcow2');
     const socket = path.join(t.dir, 'v.sock');
-    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, '16M']);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, '16M'], { env: toolEnv() });
     const ring = new Ring();
     const dev = await ring.open(image, { format: 'qcow2' });
     const server = serveVhostUserBlk(dev, { socket, numQueues: 2 });
@@ -74,6 +75,6 @@ describe('vhost-user-blk serving a qcow2 image', () => {
       await dev.close();
       await ring.close();
     }
-    execFileSync('qemu-img', ['check', '-q', image]);
+    execFileSync('qemu-img', ['check', '-q', image], { env: toolEnv() });
   });
 });
