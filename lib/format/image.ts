@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { BlockDevice } from '../block-device';
 import { BlockringError } from '../errors';
+import { WriteLog } from '../write-log';
 import { checkOptions, checkUint, rangeError, typeError } from '../validate';
 import { buildImage, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS, parseHeader } from './qcow2-header';
 import { type BackingDevice, DEFAULT_CACHE_SIZE, MAX_BACKING_DEPTH, Qcow2Device } from './qcow2';
@@ -21,14 +22,18 @@ export function checkFormat(v: unknown, name: string): ImageFormat {
 export type RawOpen = (path: string, o: { readOnly: boolean; direct: boolean; growable: boolean; exclusive: boolean }) => Promise<BlockDevice>;
 
 export async function openQcow2(open: RawOpen, imagePath: string,
-  o: { readOnly: boolean; direct: boolean; exclusive: boolean; cacheSize: number }, chain: string[] = []): Promise<Qcow2Device> {
+  o: { readOnly: boolean; direct: boolean; exclusive: boolean; cacheSize: number; writeLog?: WriteLog | undefined },
+  chain: string[] = []): Promise<Qcow2Device> {
   const real = fs.realpathSync(imagePath);
   if (chain.includes(real)) {
     throw new BlockringError('ERR_QCOW2_BACKING_LOOP', `backing chain loops back to '${imagePath}'`);
   }
   const here = [...chain, real];
   return Qcow2Device.open(imagePath, {
-    openFile: (p, readOnly, direct) => open(p, { readOnly, direct, growable: !readOnly, exclusive: o.exclusive }),
+    openFile: async (p, readOnly, direct) => {
+      const file = await open(p, { readOnly, direct, growable: !readOnly, exclusive: o.exclusive });
+      return o.writeLog ? o.writeLog.wrap(file) : file;
+    },
     openBacking: async (p, format, upper): Promise<BackingDevice> => {
       if (format === 'qcow2') {
         return openQcow2(open, p, { readOnly: true, direct: o.direct, exclusive: false, cacheSize: o.cacheSize }, upper);
@@ -39,6 +44,12 @@ export async function openQcow2(open: RawOpen, imagePath: string,
       return open(p, { readOnly: true, direct: false, growable: false, exclusive: false });
     },
   }, { readOnly: o.readOnly, direct: o.direct, cacheSize: o.cacheSize, chain: here });
+}
+
+export function checkWriteLog(v: unknown): WriteLog | undefined {
+  if (v === undefined) return undefined;
+  if (!(v instanceof WriteLog)) throw typeError('ERR_INVALID_ARG_TYPE', 'options.writeLog must be a WriteLog');
+  return v;
 }
 
 export function checkCacheSize(v: unknown): number {

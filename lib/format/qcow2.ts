@@ -15,7 +15,7 @@
 //   left by a crash points at old data, never at someone else's.
 import path from 'node:path';
 import zlib from 'node:zlib';
-import type { BlockDevice, Extent, TagOption, WriteOptions, WriteZeroesOptions, FlushOptions } from '../block-device';
+import type { Extent, TagOption, WriteOptions, WriteZeroesOptions, FlushOptions } from '../block-device';
 import { BlockringError } from '../errors';
 import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, rangeError, typeError } from '../validate';
 import {
@@ -24,6 +24,7 @@ import {
 } from './qcow2-header';
 import { MetadataCache, type Table } from './metadata-cache';
 import { TaskGate } from './task-gate';
+import type { LoggableDevice } from '../write-log';
 
 /** What a qcow2 device needs from a backing device (raw or qcow2). */
 export interface BackingDevice {
@@ -35,9 +36,12 @@ export interface BackingDevice {
   allocation?(offset: number, length: number): Promise<Extent[]>;
 }
 
+/** The image file as the qcow2 layer uses it: a raw BlockDevice, or a WriteLog's wrapper of one. */
+export type HostFile = LoggableDevice;
+
 export interface Qcow2Opener {
   /** Opens the image file itself (raw). */
-  openFile(path: string, readOnly: boolean, direct: boolean): Promise<BlockDevice>;
+  openFile(path: string, readOnly: boolean, direct: boolean): Promise<HostFile>;
   /** Opens a backing image read-only. */
   openBacking(path: string, format: string, chain: string[]): Promise<BackingDevice>;
 }
@@ -85,7 +89,7 @@ export class Qcow2Device {
   /** Set when corruption was found: the image is then read-only. */
   corrupt = false;
 
-  readonly #file: BlockDevice;
+  readonly #file: HostFile;
   readonly #h: Qcow2Header;
   readonly #bits: number;
   readonly #cs: number;
@@ -114,7 +118,7 @@ export class Qcow2Device {
   #closing: Promise<void> | null = null;
   #lastCompressed: { raw: number; data: Buffer } | null = null;
 
-  private constructor(file: BlockDevice, h: Qcow2Header, backing: BackingDevice | null, o: Qcow2Options,
+  private constructor(file: HostFile, h: Qcow2Header, backing: BackingDevice | null, o: Qcow2Options,
     l1: Buffer, reftable: Buffer, fileSize: number) {
     this.#file = file;
     this.path = file.path;
