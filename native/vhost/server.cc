@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "../kernel/eventfd.h"
+#include "../kernel/file.h"
 #include "../kernel/socket.h"
 
 namespace blockring {
@@ -50,7 +51,7 @@ int Server::Start(int caller_fd, std::unique_ptr<Delegate> delegate, const Serve
   int image_fd = -1;
   if (!delegate_) {
     *syscall = "fcntl";
-    image_fd = DupFd(caller_fd);
+    image_fd = DuplicateFd(caller_fd);
     if (image_fd < 0) return image_fd;
   } else if (int r = delegate_->Init(); r < 0) {
     *syscall = "eventfd";
