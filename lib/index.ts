@@ -18,3 +18,5 @@ export { WriteLog } from './write-log';
 export type { LogEntry, LoggableDevice, LoggedFlush, LoggedWrite } from './write-log';
 export { serveVhostUserBlk, VhostUserBlkServer } from './server/vhost-user-blk';
 export type { VhostUserBlkOptions, VhostUserBlkStats } from './server/vhost-user-blk';
+export { NbdServer, serveNbd } from './server/nbd/server';
+export type { NbdDevice, NbdServerOptions, NbdServerStats } from './server/nbd/server';

@@ -135,9 +135,11 @@ Napi::Value MappedRegion::GetArrayBuffer(const Napi::CallbackInfo& info) {
   napi_value value;
   napi_status st = napi_create_external_arraybuffer(env, map_->data(), map_->length(), FinalizeArrayBuffer, hint, &value);
   if (st != napi_ok) {
+    // Any other failure (a length over Node's Buffer limit, which lib/
+    // refuses first) may already have run the finalizer: hint is not ours.
+    if (st != napi_no_external_buffers_allowed) throw Napi::Error::New(env);
     delete hint;
-    if (st == napi_no_external_buffers_allowed) ThrowState(env, "ERR_EXTERNAL_BUFFERS_DISALLOWED", kNoExternal);
-    throw Napi::Error::New(env);
+    ThrowState(env, "ERR_EXTERNAL_BUFFERS_DISALLOWED", kNoExternal);
   }
   Napi::ArrayBuffer ab(env, value);
   handed_out_.push_back(Napi::Weak(ab));

@@ -1,7 +1,9 @@
 // The native half of a Ring: owns an Engine, watches its eventfd (a
 // CompletionWatch: uv_poll_t or a waiter thread) for the creating thread,
-// and delivers completions to JS in batches (one MakeCallback per batch).
-// Runs only on that thread.
+// and hands each batch of completions to JS (completions.h). Records are
+// checked and decoded by record_decode.h, registered buffers kept by
+// registered_buffers.h, engine options read by engine_options.h. Runs only
+// on that thread.
 #pragma once
 
 #include <napi.h>
@@ -10,24 +12,29 @@
 #include <string>
 #include <vector>
 
+#include "../engine/device_open.h"
 #include "../engine/engine.h"
 #include "completion_watch.h"
+#include "completions.h"
+#include "record_decode.h"
+#include "registered_buffers.h"
 
 namespace blockring {
 
-class RingHandle final : public Napi::ObjectWrap<RingHandle>, private CompletionSink, private CompletionListener {
+class RingHandle final : public Napi::ObjectWrap<RingHandle>, private CompletionListener {
  public:
   static Napi::Function Define(Napi::Env env);
   explicit RingHandle(const Napi::CallbackInfo& info);
   ~RingHandle() override;
 
  private:
-  struct View {
-    char* data = nullptr;
-    size_t length = 0;
-  };
-
-  Napi::Value AddDevice(const Napi::CallbackInfo& info);
+  friend class OpenWorker;
+  friend class ResizeWorker;
+  // openDevice(path, options) -> Promise<device info>; resizeDevice(handle, size) -> Promise
+  // (device_files.cc): the open and the ftruncate run on the libuv threadpool.
+  Napi::Value OpenDevice(const Napi::CallbackInfo& info);
+  Napi::Value ResizeDevice(const Napi::CallbackInfo& info);
+  Napi::Object AdoptDevice(Napi::Env env, const DeviceOpened& d);
   Napi::Value CloseDevice(const Napi::CallbackInfo& info);
   Napi::Value Submit(const Napi::CallbackInfo& info);
   Napi::Value DeviceSize(const Napi::CallbackInfo& info);
@@ -40,22 +47,16 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   Napi::Value Depth(const Napi::CallbackInfo& info);
   Napi::Value Completions(const Napi::CallbackInfo& info);
 
-  const char* CheckRecord(const double* rec, const std::vector<View>& views, bool raw, int* kind, const char** code,
-                          char* msg, size_t msg_len) const;
   struct Failure {
     uint32_t index = 0;
-    int kind = 0;  // 0 TypeError, 1 RangeError, 2 state error
-    const char* code = "";
+    RecordError error;
     std::string message;
   };
   std::vector<Failure> SubmitRecords(const double* sq, uint32_t count, const std::vector<View>& views, bool raw,
                                      bool atomic);
   static Napi::Array FailuresToJs(Napi::Env env, const std::vector<Failure>& failures);
-  int FindRegistered(const char* data, size_t length) const;
-  bool OnComplete(Request* r) override;
   void OnReadable() override;
   void OnEnvTeardown() override { Teardown(); }
-  bool Deliver();  // false when JS cannot run (env teardown)
   void UpdateRefs();
   void Teardown();
   void CheckOpen(Napi::Env env);
@@ -74,25 +75,17 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
 
   // Shared arrays (owned by JS, kept alive by these references).
   Napi::ObjectReference arrays_ref_;
-  double* cq_ = nullptr;
-  uint32_t cq_cap_ = 0;
   double* raw_sq_ = nullptr;
   uint32_t raw_sq_cap_ = 0;
-  double* raw_cq_ = nullptr;
-  uint32_t raw_cq_cap_ = 0;
-  uint32_t cq_count_ = 0;
-  uint32_t raw_cq_count_ = 0;
 
   Napi::FunctionReference on_complete_;  // weak; JS keeps the function on the wrapper
   Napi::ObjectReference self_;           // strong while requests are in flight
   std::unique_ptr<Napi::AsyncContext> async_;
 
-  std::vector<View> registered_;
-  std::vector<uint32_t> registered_order_;  // indices sorted by address
-  Napi::ObjectReference registered_ref_;
-  bool registered_fixed_ = false;
-  uint64_t raw_inflight_ = 0;
-  uint64_t fixed_inflight_ = 0;  // non-raw requests using a registered buffer
+  RegisteredBuffers registered_;
+  Napi::ObjectReference registered_ref_;  // pins every registered buffer
+  // After registered_: it reports releases to it.
+  std::unique_ptr<CompletionArrays> completions_;
 };
 
 }  // namespace blockring

@@ -30,20 +30,3 @@ struct Device {
 };
 
 }  // namespace blockring
-
-#include "../kernel/block_device.h"
-
-namespace blockring {
-
-// Device inspection for the binding (which never calls the kernel itself).
-inline int QueryDeviceGeometry(int fd, Geometry* g) { return QueryGeometry(fd, g); }
-inline int ProbeDeviceDirectAlignment(int fd, uint32_t* offset_align, uint32_t* mem_align) {
-  return ProbeDirectAlignment(fd, offset_align, mem_align);
-}
-inline int LockDeviceExclusive(int fd) { return LockFileExclusive(fd); }
-// The engine owns a duplicate of the caller's fd: runtimes that track their
-// own fds (Deno) close theirs themselves and must not find it closed under them.
-inline int DuplicateDeviceFd(int fd) { return DuplicateFd(fd); }
-inline int TruncateDevice(int fd, uint64_t size) { return TruncateFile(fd, size); }
-
-}  // namespace blockring

@@ -43,8 +43,9 @@ class Engine final : private AttemptSink {
   // Closes the device's fd now if nothing is in flight; returns false
   // (and closes it when the last request completes) otherwise.
   bool CloseDevice(Device* dev);
-  // Records a size set from outside (resize) and tells the backend.
-  void SetDeviceSize(Device* dev, uint64_t size);
+  // Records a file device's new size after a resize (TruncateDevice, run
+  // after its requests) and tells the backend.
+  void DeviceResized(Device* dev, uint64_t size);
   size_t device_count() const { return devices_.size() - free_handles_.size(); }
 
   Request* NewRequest();
@@ -83,6 +84,9 @@ class Engine final : private AttemptSink {
 
   // Finished requests not yet handed to a sink (sink was full).
   std::vector<Request*> finished_;
+  // Enabled requests that need no I/O (zero-length discard/write-zeroes),
+  // finished on the next Process pass.
+  std::vector<Request*> instant_;
 
   std::vector<std::unique_ptr<Device>> devices_;
   std::vector<uint32_t> free_handles_;

@@ -27,11 +27,11 @@ int UnlockMemory(void* addr, size_t length);
 int MemoryResidency(void* addr, size_t length, unsigned char* vec);
 
 // memmove that returns -EIO (the file shrank under a mapping, a hardware
-// memory error) or -EFAULT (BUS_ADRALN) when the copy raises SIGBUS, 0 when
-// it completes. memmove, not memcpy: a request's buffer may itself be a view
-// of the mapping it is copied to or from. Safe on any thread. The first call installs a process-wide
-// SIGBUS handler that handles faults inside a guarded copy and hands every
-// other SIGBUS to the handler that was installed before it (or the default
+// memory error) or -EFAULT (BUS_ADRALN) when the copy raises SIGBUS, -EFAULT
+// when it raises SIGSEGV (read-only or unmapped memory), 0 when it completes. memmove, not memcpy: a request's buffer may itself be a view
+// of the mapping it is copied to or from. Safe on any thread. The first call installs process-wide
+// SIGBUS and SIGSEGV handlers that handle faults inside a guarded copy and hand
+// every other fault to the handler that was installed before them (or the default
 // action, which kills the process as it would have without us).
 int GuardedCopy(void* dst, const void* src, size_t n);
 

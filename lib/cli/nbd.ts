@@ -1,0 +1,78 @@
+import { parseArgs } from 'node:util';
+
+import { typeError } from '../validate';
+import { Ring, type EngineName } from '../ring';
+import { serveNbd } from '../server/nbd/server';
+import type { Subcommand } from './subcommand';
+
+const USAGE = `usage: blockring nbd IMAGE [--socket PATH | --listen HOST:PORT] [options]
+
+Exports IMAGE over NBD until SIGINT or SIGTERM, then finishes the requests in
+flight, flushes and exits. Prints the URI it serves on stdout.
+
+options:
+  --socket PATH        unix socket to listen on
+  --listen HOST:PORT   TCP address to listen on (default 127.0.0.1:10809)
+  --format FORMAT      raw (default) or qcow2
+  --read-only          export read-only
+  --name EXPORT        export name (default '')
+  --cache MODE         writeback (default: the page cache) or none (O_DIRECT)
+  --engine NAME        auto, io_uring, libaio, threads, mmap (default auto)
+`;
+
+function parseListen(v: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(v);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !m[1] || !(port >= 0 && port <= 65535)) throw typeError('ERR_INVALID_ARG_VALUE', `--listen wants HOST:PORT, got '${v}'`);
+  return { host: m[1], port };
+}
+
+export const nbd: Subcommand = {
+  name: 'nbd',
+  summary: 'export an image over NBD (unix socket or TCP)',
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        socket: { type: 'string' },
+        listen: { type: 'string' },
+        format: { type: 'string', default: 'raw' },
+        'read-only': { type: 'boolean', default: false },
+        name: { type: 'string', default: '' },
+        cache: { type: 'string', default: 'writeback' },
+        engine: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const image = positionals[0];
+    if (positionals.length !== 1 || image === undefined || (values.socket && values.listen)) {
+      process.stderr.write(USAGE);
+      return 2;
+    }
+    if (values.format !== 'raw' && values.format !== 'qcow2') throw typeError('ERR_INVALID_ARG_VALUE', `--format must be raw or qcow2, got '${values.format}'`);
+    if (values.cache !== 'writeback' && values.cache !== 'none') throw typeError('ERR_INVALID_ARG_VALUE', `--cache must be writeback or none, got '${values.cache}'`);
+    const where = values.socket ? { socket: values.socket } : parseListen(values.listen ?? '127.0.0.1:10809');
+    const ring = new Ring(values.engine ? { engine: values.engine as EngineName } : {});
+    const readOnly = values['read-only'];
+    const direct = values.cache === 'none';
+    const dev = values.format === 'qcow2'
+      ? await ring.open(image, { format: 'qcow2', readOnly, direct })
+      : await ring.open(image, { readOnly, direct });
+    const server = await serveNbd(dev, { ...where, name: values.name, readOnly });
+    process.stdout.write(`${server.uri}\n`);
+    process.stderr.write(`blockring: serving ${image} (${values.format}, engine ${ring.engine}) at ${server.uri}\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await server.close();
+    await dev.close();
+    await ring.close();
+    return 0;
+  },
+};

@@ -1,0 +1,188 @@
+// The embedding API: serveNbd(device, options) exports any device
+// ring.open() returns over NBD, on a unix socket or TCP.
+import fs from 'node:fs';
+import net from 'node:net';
+
+import { BlockDevice } from '../../block-device';
+import { Qcow2Device } from '../../format/qcow2';
+import { checkBool, checkOptions, rangeError, typeError } from '../../validate';
+import { PayloadPool } from './buffers';
+import { Connection, type ConnectionHost } from './connection';
+import type { ExportInfo } from './handshake';
+import * as P from './protocol';
+import type { NbdDevice } from './transmission';
+
+export type { NbdDevice } from './transmission';
+
+export interface NbdServerOptions {
+  /** Listen on this unix socket (an existing socket file there is replaced). */
+  socket?: string;
+  /** Listen on TCP at host:port (port 0: any free port). */
+  host?: string;
+  port?: number;
+  /** Export name (default ''; a client asking for '' always gets this export). */
+  name?: string;
+  /** Shown to clients that ask (NBD_INFO_DESCRIPTION). */
+  description?: string;
+  /** Offer the export read-only; implied by a read-only device. */
+  readOnly?: boolean;
+}
+
+export interface NbdServerStats {
+  /** Connections open now (or with requests still in flight). */
+  connections: number;
+  /** Connections accepted so far. */
+  accepted: number;
+  /** Requests in flight on all connections. */
+  inflight: number;
+  /** Payload buffers not back in the pool (0 when idle). */
+  buffersOutstanding: number;
+}
+
+/** A running NBD export. Stop it with close(); the device stays open. */
+export class NbdServer {
+  /** The NBD URI clients connect to (nbd+unix:///NAME?socket=PATH or nbd://HOST:PORT/NAME). */
+  readonly uri: string;
+  readonly socket: string | undefined;
+  readonly host: string | undefined;
+  readonly port: number | undefined;
+  readonly name: string;
+  readonly readOnly: boolean;
+  readonly #server: net.Server;
+  readonly #host: ConnectionHost;
+  readonly #connections = new Set<Connection>();
+  readonly #gone = new Set<() => void>();
+  #accepted = 0;
+  #closing: Promise<void> | null = null;
+
+  /** @internal */
+  constructor(server: net.Server, host: ConnectionHost, where: { socket?: string; host?: string; port?: number }, readOnly: boolean) {
+    this.#server = server;
+    this.#host = host;
+    this.socket = where.socket;
+    this.host = where.host;
+    this.port = where.port;
+    this.name = host.exp.name;
+    this.readOnly = readOnly;
+    const name = encodeURIComponent(this.name);
+    this.uri = where.socket !== undefined
+      ? `nbd+unix:///${name}?socket=${where.socket}`
+      : `nbd://${where.host?.includes(':') ? `[${where.host}]` : where.host}:${where.port}/${name}`;
+  }
+
+  get stats(): NbdServerStats {
+    let inflight = 0;
+    for (const c of this.#connections) inflight += c.inflight;
+    return { connections: this.#connections.size, accepted: this.#accepted, inflight, buffersOutstanding: this.#host.pool.outstanding };
+  }
+
+  /** @internal */
+  _accept(socket: net.Socket): void {
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    this.#accepted++;
+    if (this.socket === undefined) socket.setNoDelay(true); // QEMU stalls against Nagle at depth
+    this.#connections.add(new Connection(socket, this.#host));
+  }
+
+  /** @internal */
+  _gone(c: Connection): void {
+    this.#connections.delete(c);
+    if (this.#connections.size === 0) for (const f of this.#gone) f();
+  }
+
+  /**
+   * Stops accepting, lets every connection finish its in-flight requests
+   * (no new ones are read), closes them, then flushes the device.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const listening = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      if (this.#connections.size > 0) {
+        const idle = new Promise<void>((resolve) => this.#gone.add(resolve));
+        for (const c of this.#connections) c.shutdown();
+        await idle;
+      }
+      await listening;
+      if (this.socket !== undefined) removeStaleSocket(this.socket);
+      const dev = this.#host.device;
+      if (!dev.readOnly && !dev.closed) await dev.flush({ tag: 'ordered' });
+    })();
+    return this.#closing;
+  }
+}
+
+const OPTION_KEYS = ['socket', 'host', 'port', 'name', 'description', 'readOnly'] as const;
+
+/** Starts exporting `device` over NBD; resolves once the server listens. */
+export async function serveNbd(device: NbdDevice, options: NbdServerOptions): Promise<NbdServer> {
+  if (!(device instanceof BlockDevice) && !(device instanceof Qcow2Device)) {
+    throw typeError('ERR_INVALID_ARG_TYPE', 'device must be a BlockDevice or a Qcow2Device');
+  }
+  const o = checkOptions(options, 'options', OPTION_KEYS);
+  const name = o.name ?? '';
+  if (typeof name !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.name must be a string');
+  if (Buffer.byteLength(name) > P.MAX_STRING) throw rangeError('ERR_OUT_OF_RANGE', `options.name is longer than ${P.MAX_STRING} bytes`);
+  const description = o.description ?? '';
+  if (typeof description !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.description must be a string');
+  const readOnly = checkBool(o.readOnly, 'options.readOnly') || device.readOnly;
+  const where: { socket?: string; host?: string; port?: number } = {};
+  if (o.socket !== undefined) {
+    if (typeof o.socket !== 'string' || o.socket.length === 0) throw typeError('ERR_INVALID_ARG_TYPE', 'options.socket must be a non-empty string');
+    if (Buffer.byteLength(o.socket) > 107) throw rangeError('ERR_OUT_OF_RANGE', 'options.socket is longer than a unix socket path may be');
+    if (o.host !== undefined || o.port !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', 'options.socket excludes options.host and options.port');
+    where.socket = o.socket;
+  } else {
+    const host = o.host ?? '127.0.0.1';
+    const port = o.port;
+    if (typeof host !== 'string' || host.length === 0) throw typeError('ERR_INVALID_ARG_TYPE', 'options.host must be a non-empty string');
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+      throw rangeError('ERR_OUT_OF_RANGE', 'options.port must be an integer from 0 to 65535 (or give options.socket)');
+    }
+    where.host = host;
+    where.port = port;
+  }
+  if (device.closed) throw typeError('ERR_INVALID_ARG_VALUE', 'device is closed');
+
+  const minBlock = Math.max(device.offsetAlignment, device.isBlockDevice ? device.logicalBlockSize : 1);
+  let flags = P.TF_HAS_FLAGS | P.TF_SEND_FLUSH | P.TF_SEND_FUA | P.TF_CAN_MULTI_CONN | P.TF_SEND_CACHE;
+  flags |= readOnly ? P.TF_READ_ONLY : P.TF_SEND_TRIM | P.TF_SEND_WRITE_ZEROES | P.TF_SEND_FAST_ZERO;
+  const exp: ExportInfo = {
+    name,
+    description,
+    get size() {
+      return device.size;
+    },
+    flags,
+    minBlock,
+    preferredBlock: Math.max(4096, minBlock),
+    maxPayload: P.MAX_PAYLOAD,
+  };
+  const pool = new PayloadPool(device.memoryAlignment);
+  let nbd: NbdServer | null = null;
+  const host: ConnectionHost = { exp, device, pool, gone: (c) => nbd?._gone(c) };
+  const server = net.createServer({ pauseOnConnect: false }, (s) => nbd?._accept(s));
+  if (where.socket !== undefined) removeStaleSocket(where.socket);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const done = (): void => {
+      server.off('error', reject);
+      resolve();
+    };
+    if (where.socket !== undefined) server.listen(where.socket, done);
+    else server.listen(where.port, where.host, done);
+  });
+  if (where.port !== undefined) where.port = (server.address() as net.AddressInfo).port;
+  nbd = new NbdServer(server, host, where, readOnly);
+  return nbd;
+}
+
+function removeStaleSocket(p: string): void {
+  try {
+    if (fs.lstatSync(p).isSocket()) fs.unlinkSync(p);
+  } catch {
+    // absent: nothing to remove
+  }
+}

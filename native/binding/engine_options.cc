@@ -1,0 +1,73 @@
+#include "engine_options.h"
+
+#include <cmath>
+
+#include "errors.h"
+#include "values.h"
+
+namespace blockring {
+namespace {
+
+// A bound, or UINT64_MAX for Infinity (unbounded).
+uint64_t BoundOrMax(Napi::Env env, Napi::Value v, const char* what) {
+  double d = v.ToNumber().DoubleValue();
+  if (std::isinf(d) && d > 0) return UINT64_MAX;
+  if (!IsUint(d, kMaxSafeInteger)) ThrowRange(env, "ERR_OUT_OF_RANGE", std::string("nullEngine: bad ") + what);
+  return static_cast<uint64_t>(d);
+}
+
+// nullEngine: { latencyMinUs, latencyMaxUs, seed, faults: [{ op, offsetStart,
+// offsetEnd, count, errno }] }, normalized by lib/null-engine.ts (op -1 = any).
+void ReadNullOptions(Napi::Env env, Napi::Value v, NullOptions* out) {
+  if (!v.IsObject()) return;
+  Napi::Object o = v.As<Napi::Object>();
+  double lo = o.Get("latencyMinUs").ToNumber().DoubleValue();
+  double hi = o.Get("latencyMaxUs").ToNumber().DoubleValue();
+  if (!IsUint(lo, 60e6) || !IsUint(hi, 60e6) || lo > hi) ThrowRange(env, "ERR_OUT_OF_RANGE", "nullEngine: bad latency");
+  out->latency_min_us = static_cast<uint32_t>(lo);
+  out->latency_max_us = static_cast<uint32_t>(hi);
+  out->seed = BoundOrMax(env, o.Get("seed"), "seed");
+  Napi::Value faults = o.Get("faults");
+  if (!faults.IsArray()) return;
+  Napi::Array list = faults.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Object f = list.Get(i).ToObject();
+    NullFault nf;
+    double op = f.Get("op").ToNumber().DoubleValue();
+    double err = f.Get("errno").ToNumber().DoubleValue();
+    if (op != -1 && !IsUint(op, static_cast<double>(Op::kWriteZeroes))) ThrowRange(env, "ERR_OUT_OF_RANGE", "nullEngine: bad op");
+    if (!IsUint(err, 4095) || err < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "nullEngine: bad errno");
+    nf.op = static_cast<int>(op);
+    nf.error = static_cast<int>(err);
+    nf.offset_start = BoundOrMax(env, f.Get("offsetStart"), "offsetStart");
+    nf.offset_end = BoundOrMax(env, f.Get("offsetEnd"), "offsetEnd");
+    nf.count = BoundOrMax(env, f.Get("count"), "count");
+    out->faults.push_back(nf);
+  }
+}
+
+}  // namespace
+
+EngineChoice ReadEngineChoice(Napi::Env env, Napi::Object opts) {
+  EngineChoice choice;
+  choice.requested = opts.Get("engine").ToString().Utf8Value();
+  double depth = opts.Get("depth").ToNumber().DoubleValue();
+  if (!IsUint(depth, 65536) || depth < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "depth out of range");
+  choice.depth = static_cast<uint32_t>(depth);
+  Napi::Value batch = opts.Get("directSubmitBatch");
+  if (!batch.IsUndefined()) {
+    double n = batch.ToNumber().DoubleValue();
+    if (!IsUint(n, 65536)) ThrowRange(env, "ERR_OUT_OF_RANGE", "directSubmitBatch out of range");
+    choice.direct_submit_batch = static_cast<unsigned>(n);
+  }
+  Napi::Value threads = opts.Get("threads");
+  if (!threads.IsUndefined()) {
+    double n = threads.ToNumber().DoubleValue();
+    if (!IsUint(n, 1024) || n < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "threads out of range");
+    choice.threads = static_cast<unsigned>(n);
+  }
+  ReadNullOptions(env, opts.Get("nullEngine"), &choice.null_engine);
+  return choice;
+}
+
+}  // namespace blockring
