@@ -208,8 +208,8 @@ void Engine::Finish(Request* r, int64_t result) {
   if (--dev->inflight == 0 && dev->closing) FreeDevice(dev);
 }
 
-size_t Engine::Process(CompletionSink* sink) {
-  EventfdDrain(eventfd_);
+size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
+  if (drain_eventfd) EventfdDrain(eventfd_);
   size_t delivered = 0;
   size_t next = 0;
   for (;;) {
