@@ -86,8 +86,8 @@ class UvPollWatch final : public CompletionWatch {
   uv_poll_t poll_;
 };
 
-// The waiter thread sleeps in poll() on the eventfd (and a stop eventfd),
-// queues one call to the JS thread, and waits until that call has run
+// The waiter thread sleeps in poll() on the eventfd, queues one call to the
+// JS thread, and waits until that call has run
 // before polling again: the JS side drains the eventfd, so polling earlier
 // would only see it still readable and spin.
 class ThreadWatch final : public CompletionWatch {
@@ -97,16 +97,9 @@ class ThreadWatch final : public CompletionWatch {
 
   explicit ThreadWatch(CompletionListener* l) : listener(l) {}
 
-  ~ThreadWatch() override {
-    if (stop_fd_ >= 0) CloseFd(stop_fd_);
-  }
-
   int Start(napi_env env, int fd, const char** what) {
     env_ = env;
     fd_ = fd;
-    *what = "eventfd";
-    stop_fd_ = EventfdCreate();
-    if (stop_fd_ < 0) return stop_fd_;
     napi_value name;
     *what = "napi_create_threadsafe_function";
     if (napi_create_string_utf8(env, "blockring:completions", NAPI_AUTO_LENGTH, &name) != napi_ok) return -ENOMEM;
@@ -142,7 +135,7 @@ class ThreadWatch final : public CompletionWatch {
  private:
   void Run() {
     for (;;) {
-      if (EventfdWaitEither(fd_, stop_fd_) != 0) return;  // stop, or poll() failed
+      if (EventfdWait(fd_) < 0) return;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopping_) return;
@@ -162,7 +155,9 @@ class ThreadWatch final : public CompletionWatch {
       stopping_ = true;
     }
     cv_.notify_one();
-    EventfdSignal(stop_fd_);
+    // Wakes the thread from poll(); the extra count is drained with the
+    // rest (no second fd: both watches cost a ring the same fds).
+    EventfdSignal(fd_);
     thread_.join();
   }
 
@@ -187,7 +182,6 @@ class ThreadWatch final : public CompletionWatch {
   napi_env env_ = nullptr;
   napi_threadsafe_function tsfn_ = nullptr;
   int fd_ = -1;
-  int stop_fd_ = -1;
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -36,13 +36,4 @@ int EventfdWait(int fd) {
   }
 }
 
-int EventfdWaitEither(int fd, int stop_fd) {
-  pollfd p[2] = {{fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
-  for (;;) {
-    int r = poll(p, 2, -1);
-    if (r > 0) return (p[1].revents & POLLIN) ? 1 : 0;
-    if (r < 0 && errno != EINTR) return -errno;
-  }
-}
-
 }  // namespace blockring
