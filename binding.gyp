@@ -13,6 +13,7 @@
         "native/kernel/block_device.cc",
         "native/kernel/mmap.cc",
         "native/kernel/file.cc",
+        "native/kernel/cow_fault.cc",
         "native/kernel/socket.cc",
         "native/engine/scheduler.cc",
         "native/engine/engine.cc",
@@ -23,6 +24,7 @@
         "native/engine/mapping.cc",
         "native/engine/memory_block.cc",
         "native/engine/device_open.cc",
+        "native/engine/cow_region.cc",
         "native/engine/null_backend.cc",
         "native/engine/factory.cc",
         "native/vhost/memory_table.cc",
@@ -42,6 +44,7 @@
         "native/binding/memory.cc",
         "native/binding/seek.cc",
         "native/binding/mapped_region.cc",
+        "native/binding/cow_region.cc",
         "native/binding/vhost_user_blk.cc",
         "native/binding/addon.cc"
       ],

@@ -97,6 +97,24 @@ export interface MappedRegionHandle {
   unmap(): void;
 }
 
+/** A copy-on-write mapping of a qcow2 overlay (lib/format/qcow2-map.ts). */
+export interface CowRegionHandle {
+  mapOverlay(offset: number, length: number, host: number, writable: boolean): void;
+  /** fd -1: read-only zero pages. */
+  mapShared(offset: number, length: number, fd: number): void;
+  arm(armed: boolean): void;
+  supply(hosts: Float64Array): number;
+  available(): number;
+  /** [guestCluster, host, -errno] triples. */
+  drain(): Float64Array;
+  reclaim(): Float64Array;
+  /** 0 or -errno. */
+  copyUp(cluster: number): number;
+  takeError(): number;
+  /** Opaque: for new MappedRegion(mapping, externalBuffers). */
+  newMapping(writable: boolean): unknown;
+}
+
 export interface VhostUserBlkHandleOptions {
   socket: string;
   engine: string;
@@ -122,8 +140,12 @@ export interface NativeBinding {
   RingHandle: new (options: RingHandleOptions) => RingHandle;
   allocAligned(size: number, alignment: number, v8Only: boolean): AlignedAllocation;
   addressAlignment(view: ArrayBufferView): number;
-  MappedRegion: new (fd: number, offset: number, length: number, privateCow: boolean, readOnly: boolean,
-    externalBuffers: boolean) => MappedRegionHandle;
+  MappedRegion: {
+    new (fd: number, offset: number, length: number, privateCow: boolean, readOnly: boolean,
+      externalBuffers: boolean): MappedRegionHandle;
+    new (mapping: unknown, externalBuffers: boolean): MappedRegionHandle;
+  };
+  CowRegion: new (overlayFd: number, size: number, clusterSize: number, capacity: number) => CowRegionHandle;
   VhostUserBlkHandle: new (fd: number, options: VhostUserBlkHandleOptions) => VhostUserBlkHandle;
   /** lseek(fd, offset, data ? SEEK_DATA : SEEK_HOLE): the offset found, or -errno. */
   seekDataOrHole(fd: number, offset: number, data: boolean): number;

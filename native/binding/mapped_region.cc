@@ -97,9 +97,15 @@ Napi::Function MappedRegion::Define(Napi::Env env) {
                      });
 }
 
-// new MappedRegion(fd, offset, length, private, readOnly, externalBuffers)
+// new MappedRegion(fd, offset, length, private, readOnly, externalBuffers), or
+// new MappedRegion(cowRegion.newMapping(), externalBuffers) for a mapping built elsewhere.
 MappedRegion::MappedRegion(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappedRegion>(info) {
   Napi::Env env = info.Env();
+  if (info[0].IsExternal()) {
+    map_ = *info[0].As<Napi::External<std::shared_ptr<Mapping>>>().Data();
+    external_ = info[1].ToBoolean();
+    return;
+  }
   double fd = info[0].ToNumber().DoubleValue();
   double offset = info[1].ToNumber().DoubleValue();
   double length = info[2].ToNumber().DoubleValue();

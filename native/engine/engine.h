@@ -55,10 +55,11 @@ class Engine final : private AttemptSink {
   void Accept(Request* r);
   // Pushes enabled requests to the backend and the kernel.
   int Flush();
-  // Drains the eventfd and reaps: retries, resubmissions and released
-  // dormant requests go back to the kernel in the same pass. Every finished
-  // request goes to sink. Returns how many were delivered.
-  size_t Process(CompletionSink* sink);
+  // Drains the eventfd (unless told not to: a caller reaping again in the
+  // same wakeup) and reaps: retries, resubmissions and released dormant
+  // requests go back to the kernel in the same pass. Every finished request
+  // goes to sink. Returns how many were delivered.
+  size_t Process(CompletionSink* sink, bool drain_eventfd = true);
   // Blocks until nothing is in flight (teardown; delivers to sink).
   void Drain(CompletionSink* sink);
 

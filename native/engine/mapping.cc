@@ -23,6 +23,14 @@ int Mapping::Create(int fd, uint64_t offset, size_t length, bool private_cow, bo
   return 0;
 }
 
+std::shared_ptr<Mapping> Mapping::Adopt(void* base, size_t span, size_t length, bool writable,
+                                        std::shared_ptr<UnmapHook> hook) {
+  std::shared_ptr<Mapping> m(new Mapping(base, span, static_cast<char*>(base), length, writable));
+  m->hook_ = std::move(hook);
+  Register(m);
+  return m;
+}
+
 Mapping::~Mapping() {
   Unregister();
   std::lock_guard<std::mutex> lock(mu_);
@@ -77,6 +85,7 @@ void Mapping::OnIdle() {
 }
 
 void Mapping::UnmapLocked() {
+  if (base_ && hook_) hook_->BeforeUnmap();
   if (base_) UnmapMemory(base_, span_);
   base_ = nullptr;
   unmap_pending_ = false;

@@ -15,6 +15,13 @@
 
 namespace blockring {
 
+// Told before a Mapping unmaps its pages (a fault handler must forget them first).
+class UnmapHook {
+ public:
+  virtual ~UnmapHook() = default;
+  virtual void BeforeUnmap() = 0;
+};
+
 enum class Advice : uint8_t { kNormal, kRandom, kSequential, kWillNeed, kDontNeed, kHugePage };
 
 class Mapping final : public MemoryBlock {
@@ -22,6 +29,10 @@ class Mapping final : public MemoryBlock {
   // 0 and *out, or -errno. length > 0.
   static int Create(int fd, uint64_t offset, size_t length, bool private_cow, bool writable,
                     std::shared_ptr<Mapping>* out);
+  // Takes over [base, base + span), already mapped (page-aligned base); the
+  // range is its first length bytes. hook hears of the unmap first.
+  static std::shared_ptr<Mapping> Adopt(void* base, size_t span, size_t length, bool writable,
+                                        std::shared_ptr<UnmapHook> hook);
   ~Mapping() override;
 
   // data(), length(): the range (MemoryBlock).
@@ -54,6 +65,7 @@ class Mapping final : public MemoryBlock {
   size_t span_ = 0;       // from base_ to the end of the range
   bool writable_ = false;
   bool unmap_pending_ = false;
+  std::shared_ptr<UnmapHook> hook_;
 };
 
 }  // namespace blockring

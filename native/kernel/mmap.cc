@@ -20,6 +20,7 @@ struct CopyGuard {
   uintptr_t dst;
   size_t n;
   volatile int si_code;
+  volatile int err;  // set by GuardedCopyFail: returned as is
 };
 
 // initial-exec: the handler reads this on a fault, and the default
@@ -39,6 +40,7 @@ void OnFault(int sig, siginfo_t* info, void* ctx) {
   uintptr_t a = reinterpret_cast<uintptr_t>(info->si_addr);
   if (g && info->si_code > 0 && (Within(a, g->src, g->n) || Within(a, g->dst, g->n))) {
     g->si_code = sig == SIGSEGV ? -1 : info->si_code;
+    g->err = 0;
     siglongjmp(g->env, 1);
   }
   // Not a guarded copy: behave as if we had never installed a handler.
@@ -96,6 +98,21 @@ int MapFile(int fd, uint64_t offset, size_t length, bool writable, bool private_
   return 0;
 }
 
+int ReserveMemory(size_t length, void** out) {
+  void* p = mmap(nullptr, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return -errno;
+  *out = p;
+  return 0;
+}
+
+int MapFixed(void* addr, size_t length, int fd, uint64_t offset, bool writable) {
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  // Anonymous private read-only memory reads as the kernel's shared zero page.
+  int flags = fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED : MAP_SHARED | MAP_FIXED;
+  void* p = mmap(addr, length, prot, flags, fd, fd < 0 ? 0 : static_cast<off_t>(offset));
+  return p == MAP_FAILED ? -errno : 0;
+}
+
 int RemapFile(void** addr, size_t old_length, size_t new_length) {
   void* p = mremap(*addr, old_length, new_length, MREMAP_MAYMOVE);
   if (p == MAP_FAILED) return -errno;
@@ -123,15 +140,17 @@ int MemoryResidency(void* addr, size_t length, unsigned char* vec) {
 }
 
 int GuardedCopy(void* dst, const void* src, size_t n) {
-  std::call_once(g_install_once, InstallFaultHandlers);
-  if (g_install_err) return g_install_err;
+  int installed = InstallGuardedCopyHandlers();
+  if (installed) return installed;
   CopyGuard g;
   g.src = reinterpret_cast<uintptr_t>(src);
   g.dst = reinterpret_cast<uintptr_t>(dst);
   g.n = n;
   g.si_code = 0;
+  g.err = 0;
   if (sigsetjmp(g.env, 0)) {
     t_guard = nullptr;
+    if (g.err) return g.err;
     // SIGSEGV (-1 here): no access, as the kernel's EFAULT; BUS_ADRERR: past
     // the end of the file; BUS_MCEERR_*: memory failure.
     return g.si_code == -1 || g.si_code == BUS_ADRALN ? -EFAULT : -EIO;
@@ -143,6 +162,19 @@ int GuardedCopy(void* dst, const void* src, size_t n) {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   t_guard = nullptr;
   return 0;
+}
+
+int InstallGuardedCopyHandlers() {
+  std::call_once(g_install_once, InstallFaultHandlers);
+  return g_install_err;
+}
+
+void GuardedCopyFail(uintptr_t addr, int err) {
+  CopyGuard* g = t_guard;
+  if (g && (Within(addr, g->src, g->n) || Within(addr, g->dst, g->n))) {
+    g->err = err;
+    siglongjmp(g->env, 1);
+  }
 }
 
 }  // namespace blockring
