@@ -4,7 +4,8 @@
       "target_name": "blockring",
       "variables": {
         "blockring_sanitize%": "<!(node -p \"process.env.BLOCKRING_SANITIZE || 0\")",
-        "blockring_werror%": "<!(node -p \"process.env.BLOCKRING_WERROR || 0\")"
+        "blockring_werror%": "<!(node -p \"process.env.BLOCKRING_WERROR || 0\")",
+        "blockring_static_runtime%": "<!(node -p \"process.env.BLOCKRING_STATIC_RUNTIME || 0\")"
       },
       "sources": [
         "native/kernel/io_uring.cc",
@@ -31,6 +32,7 @@
         "native/vhost/virtqueue.cc",
         "native/vhost/blk_request.cc",
         "native/vhost/blk_backend.cc",
+        "native/vhost/delegate.cc",
         "native/vhost/server.cc",
         "native/binding/errors.cc",
         "native/binding/values.cc",
@@ -76,6 +78,13 @@
         "-fvisibility=hidden"
       ],
       "conditions": [
+        [
+          "blockring_static_runtime==1",
+          {
+            "sources": ["native/kernel/glibc_compat.cc"],
+            "ldflags": ["-static-libstdc++", "-Wl,--as-needed"]
+          }
+        ],
         [
           "blockring_werror==1",
           {
