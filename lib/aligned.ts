@@ -1,6 +1,17 @@
+import { constants as bufferConstants } from 'node:buffer';
+
 import type { BlockDevice } from './block-device';
+import { fromNative } from './errors';
 import { native } from './native';
 import { checkOptions, checkUint, rangeError, typeError } from './validate';
+
+function checkAlignment(v: unknown, name: string): number {
+  const align = checkUint(v, name);
+  if (align < 1 || (align & (align - 1)) !== 0 || align > 1 << 30) {
+    throw rangeError('ERR_OUT_OF_RANGE', `${name} must be a power of two up to 2^30, got ${align}`);
+  }
+  return align;
+}
 
 /**
  * A Buffer of `size` bytes whose data address is a multiple of `alignment`
@@ -14,19 +25,24 @@ import { checkOptions, checkUint, rangeError, typeError } from './validate';
  */
 export function allocAligned(size: number, alignment?: number | BlockDevice): Buffer {
   const n = checkUint(size, 'size');
+  if (n > bufferConstants.MAX_LENGTH) {
+    throw rangeError('ERR_OUT_OF_RANGE', `size must be at most buffer.constants.MAX_LENGTH (${bufferConstants.MAX_LENGTH}), got ${n}`);
+  }
   let align = 4096;
-  if (typeof alignment === 'number') {
-    align = checkUint(alignment, 'alignment');
-    if (align < 1 || (align & (align - 1)) !== 0 || align > 1 << 30) {
-      throw rangeError('ERR_OUT_OF_RANGE', `alignment must be a power of two up to 2^30, got ${align}`);
-    }
+  if (typeof alignment === 'number' || typeof alignment === 'bigint') {
+    align = checkAlignment(alignment, 'alignment');
   } else if (alignment !== undefined) {
     if (typeof alignment !== 'object' || alignment === null || typeof alignment.memoryAlignment !== 'number') {
       throw typeError('ERR_INVALID_ARG_TYPE', 'alignment must be a number or a BlockDevice');
     }
     align = Math.max(alignment.memoryAlignment, alignment.logicalBlockSize);
   }
-  const r = native.allocAligned(n, align, process.env.BLOCKRING_NO_EXTERNAL_BUFFERS === '1');
+  let r;
+  try {
+    r = native.allocAligned(n, align, process.env.BLOCKRING_NO_EXTERNAL_BUFFERS === '1');
+  } catch (e) {
+    throw fromNative(e); // ENOMEM: a BlockIoError
+  }
   if ('buffer' in r) return r.buffer;
   return Buffer.from(r.arrayBuffer, r.offset, n);
 }
@@ -59,9 +75,12 @@ export class BufferPool {
     this.size = checkUint(size, 'size');
     if (this.count < 1 || this.size < 1) throw rangeError('ERR_OUT_OF_RANGE', 'count and size must be at least 1');
     const o = checkOptions(options, 'options', ['alignment']);
-    this.alignment = o.alignment === undefined ? 4096 : checkUint(o.alignment, 'options.alignment');
+    this.alignment = o.alignment === undefined ? 4096 : checkAlignment(o.alignment, 'options.alignment');
     // Each buffer starts aligned: round the stride up to the alignment.
     const stride = Math.ceil(this.size / this.alignment) * this.alignment;
+    if (stride * this.count > bufferConstants.MAX_LENGTH) {
+      throw rangeError('ERR_OUT_OF_RANGE', `a pool of ${this.count} × ${stride} bytes exceeds buffer.constants.MAX_LENGTH`);
+    }
     const slab = allocAligned(stride * this.count, this.alignment);
     const bufs: Buffer[] = [];
     for (let i = 0; i < this.count; i++) bufs.push(slab.subarray(i * stride, i * stride + this.size));

@@ -3,7 +3,7 @@ import { BlockIoError, BlockringError, errnoName } from './errors';
 import { mapDevice, type MappedRegion, type MapOptions } from './mapped-region';
 import { native, type DeviceInfo } from './native';
 import { OP } from './records';
-import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, typeError } from './validate';
+import { checkBool, checkOptions, checkTag, checkUint, checkIoView, checkViews, typeError } from './validate';
 
 /** What a device needs from the ring that opened it. */
 export interface DeviceOwner {
@@ -164,7 +164,7 @@ export class BlockDevice {
     const args = arguments;
     return this.#run(() => {
       checkNotFsStyle('read', args);
-      return this.#rw(OP.read, 'read', [checkView(buffer, 'buffer')], offset, options);
+      return this.#rw(OP.read, 'read', [checkIoView(buffer, 'buffer')], offset, options);
     });
   }
 
@@ -173,7 +173,7 @@ export class BlockDevice {
     const args = arguments;
     return this.#run(() => {
       checkNotFsStyle('write', args);
-      return this.#rw(OP.write, 'write', [checkView(buffer, 'buffer')], offset, options);
+      return this.#rw(OP.write, 'write', [checkIoView(buffer, 'buffer')], offset, options);
     });
   }
 

@@ -5,12 +5,14 @@ for (const [name, value] of Object.entries(os.constants.errno)) {
   if (!errnoNames.has(value)) errnoNames.set(value, name);
 }
 
-/** The errno name ('EIO', 'ENOSPC', ...) for a positive errno value. */
+/** The errno name ('EIO', 'ENOSPC', ...) for an errno value (either sign, as util.getSystemErrorName). */
 export function errnoName(errno: number): string {
-  return errnoNames.get(errno) ?? `E${errno}`;
+  const n = Math.abs(errno);
+  return errnoNames.get(n) ?? 'UNKNOWN'; // as libuv names an errno it does not know
 }
 
 export interface BlockIoErrorDetails {
+  /** Either sign; the error carries it negative. */
   errno: number;
   syscall: string;
   op?: string | undefined;
@@ -20,7 +22,10 @@ export interface BlockIoErrorDetails {
   message?: string | undefined;
 }
 
-/** An I/O request the kernel failed. `code` is the errno name. */
+/**
+ * An I/O request the kernel failed. `code` is the errno name; `errno` is
+ * negative, as on Node's own system errors (`util.getSystemErrorName(err.errno)`).
+ */
 export class BlockIoError extends Error {
   readonly code: string;
   readonly errno: number;
@@ -38,7 +43,7 @@ export class BlockIoError extends Error {
     super(d.message !== undefined ? `${code}: ${d.message}, ${where}` : `${code}: ${where}`);
     this.name = 'BlockIoError';
     this.code = code;
-    this.errno = d.errno;
+    this.errno = -Math.abs(d.errno);
     this.syscall = d.syscall;
     this.op = d.op;
     this.offset = d.offset;

@@ -1,5 +1,8 @@
+import { constants as bufferConstants } from 'node:buffer';
+
 import { BlockringError, fromNative } from './errors';
 import { native, type MappedRegionHandle } from './native';
+import { submitQueuedRequests } from './queued-requests';
 import { checkBool, checkOptions, checkUint, checkView, rangeError, typeError } from './validate';
 
 export type MapMode = 'shared' | 'private';
@@ -111,10 +114,15 @@ export class MappedRegion {
    * where the runtime forbids external memory (use read/write there). Detached by unmap():
    * its length becomes 0 and typed-array methods on it throw TypeError. Writing into the
    * buffer of a readOnly region, or touching it after another process truncated the file,
-   * kills the process (SIGSEGV/SIGBUS), as in C.
+   * kills the process (SIGSEGV/SIGBUS), as in C. A region longer than buffer.constants.MAX_LENGTH
+   * has no buffer (RangeError ERR_OUT_OF_RANGE).
    */
   get buffer(): Buffer {
     this.#checkMapped();
+    if (this.length > bufferConstants.MAX_LENGTH) {
+      throw rangeError('ERR_OUT_OF_RANGE',
+        `a region of ${this.length} bytes is larger than the largest Buffer (buffer.constants.MAX_LENGTH, ${bufferConstants.MAX_LENGTH}): map a smaller range, or use read()/write()`);
+    }
     if (!this.#buffer) this.#buffer = Buffer.from(this.#call(() => this.#h.arrayBuffer()));
     return this.#buffer;
   }
@@ -177,8 +185,14 @@ export class MappedRegion {
     return { pages: map.length, resident, map };
   }
 
-  /** Unmaps now; every buffer handed out is detached first. Idempotent. */
+  /**
+   * Unmaps; every buffer handed out is detached first. Requests in flight on
+   * the region's memory keep the pages mapped until they complete. Idempotent.
+   */
   unmap(): void {
+    // Requests already made on the region's memory go to the engine first,
+    // which holds the pages until they complete.
+    if (!this.#h.unmapped) submitQueuedRequests();
     this.#buffer = null;
     this.#h.unmap();
   }

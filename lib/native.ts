@@ -4,7 +4,7 @@ import path from 'node:path';
 
 export interface DeviceInfo {
   handle: number;
-  /** The engine's own duplicate of the fd passed in (the caller closes that one). */
+  /** The fd the addon opened and owns (for mmap). */
   fd: number;
   size: number;
   isBlockDevice: boolean;
@@ -18,11 +18,14 @@ export interface DeviceInfo {
   memoryAlignment: number;
 }
 
-export interface AddDeviceOptions {
-  direct: boolean;
+export interface OpenDeviceOptions {
   readOnly: boolean;
+  create: boolean;
+  direct: boolean;
   growable: boolean;
   exclusive: boolean;
+  /** Grow a smaller regular file to this size (not with readOnly). */
+  size: number | undefined;
   /** Ignore statx/ioctl alignment and probe with reads (BLOCKRING_PROBE_ALIGNMENT=1; for tests). */
   probeAlignment: boolean;
 }
@@ -62,9 +65,12 @@ export interface RingHandle {
   readonly engineInfo: { name: string; requested: string; fallbackReason: string | null };
   readonly depth: number;
   readonly completions: 'uv-poll' | 'thread';
-  addDevice(fd: number, options: AddDeviceOptions): DeviceInfo;
-  /** The device's size as the engine tracks it; with a second argument, truncates the file to it. */
-  deviceSize(handle: number, size?: number): number;
+  /** Opens (on the threadpool) and adds a device; rejects with an errno error. */
+  openDevice(path: string, options: OpenDeviceOptions): Promise<DeviceInfo>;
+  /** ftruncate (on the threadpool), then the engine's size. */
+  resizeDevice(handle: number, size: number): Promise<void>;
+  /** The device's size as the engine tracks it. */
+  deviceSize(handle: number): number;
   /** True when the fd was closed now; false when raw requests keep it open. */
   closeDevice(handle: number): boolean;
   /** Submits records 0..count-1 of sq; atomic: one bad record submits none. */
@@ -89,6 +95,24 @@ export interface MappedRegionHandle {
   /** One byte per page of the enclosing pages: 1 = resident. */
   residency(): Uint8Array;
   unmap(): void;
+}
+
+/** A copy-on-write mapping of a qcow2 overlay (lib/format/qcow2-map.ts). */
+export interface CowRegionHandle {
+  mapOverlay(offset: number, length: number, host: number, writable: boolean): void;
+  /** fd -1: read-only zero pages. */
+  mapShared(offset: number, length: number, fd: number): void;
+  arm(armed: boolean): void;
+  supply(hosts: Float64Array): number;
+  available(): number;
+  /** [guestCluster, host, -errno] triples. */
+  drain(): Float64Array;
+  reclaim(): Float64Array;
+  /** 0 or -errno. */
+  copyUp(cluster: number): number;
+  takeError(): number;
+  /** Opaque: for new MappedRegion(mapping, externalBuffers). */
+  newMapping(writable: boolean): unknown;
 }
 
 export interface VhostUserBlkHandleOptions {
@@ -116,8 +140,12 @@ export interface NativeBinding {
   RingHandle: new (options: RingHandleOptions) => RingHandle;
   allocAligned(size: number, alignment: number, v8Only: boolean): AlignedAllocation;
   addressAlignment(view: ArrayBufferView): number;
-  MappedRegion: new (fd: number, offset: number, length: number, privateCow: boolean, readOnly: boolean,
-    externalBuffers: boolean) => MappedRegionHandle;
+  MappedRegion: {
+    new (fd: number, offset: number, length: number, privateCow: boolean, readOnly: boolean,
+      externalBuffers: boolean): MappedRegionHandle;
+    new (mapping: unknown, externalBuffers: boolean): MappedRegionHandle;
+  };
+  CowRegion: new (overlayFd: number, size: number, clusterSize: number, capacity: number) => CowRegionHandle;
   VhostUserBlkHandle: new (fd: number, options: VhostUserBlkHandleOptions) => VhostUserBlkHandle;
   /** lseek(fd, offset, data ? SEEK_DATA : SEEK_HOLE): the offset found, or -errno. */
   seekDataOrHole(fd: number, offset: number, data: boolean): number;

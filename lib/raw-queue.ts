@@ -1,8 +1,15 @@
-import type { BlockDevice } from './block-device';
+import { BlockDevice } from './block-device';
 import { fromNative } from './errors';
 import type { RingHandle } from './native';
 import { opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_BUFOFFSET, SQ_DEVICE, SQ_ID, SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE } from './records';
-import { checkBool, checkOptions, checkViews } from './validate';
+import { checkBool, checkOptions, checkUint, checkViews, rangeError, typeError } from './validate';
+
+// A record field: any number goes into the Float64Array (the native side
+// checks values at submit); anything else would throw an uncoded TypeError there.
+function num(v: unknown, name: string): number {
+  if (typeof v !== 'number') throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be a number, got ${typeof v}`);
+  return v;
+}
 
 /**
  * The low-level interface: requests are records in a preallocated
@@ -47,8 +54,10 @@ export class RawQueue {
     // checkViews copies the array: the ring pins the views through its own
     // copy, whatever the caller later does with theirs.
     const views = checkViews(buffers, 'buffers');
+    const o = checkOptions(options, 'options', ['fixed']);
+    const fixed = o.fixed === undefined ? true : checkBool(o.fixed, 'options.fixed');
     try {
-      return this.#h.registerBuffers(views, checkBool(checkOptions(options, 'options', ['fixed']).fixed ?? true, 'options.fixed'));
+      return this.#h.registerBuffers(views, fixed);
     } catch (e) {
       throw fromNative(e);
     }
@@ -57,22 +66,36 @@ export class RawQueue {
   /** Writes one submission record (a convenience; writing `sq` directly is equivalent). */
   prepare(slot: number, id: number, op: number, dev: BlockDevice | number, bufIndex: number,
     bufOffset: number, length: number, offset: number, tag = 0, flags = 0): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.capacity) {
+      throw rangeError('ERR_OUT_OF_RANGE', `slot must be an integer from 0 to ${this.capacity - 1}, got ${String(slot)}`);
+    }
+    let handle: number;
+    if (typeof dev === 'number') handle = dev;
+    else if (dev instanceof BlockDevice) handle = dev.handle;
+    else throw typeError('ERR_INVALID_ARG_TYPE', 'dev must be a BlockDevice or a device handle');
+    // Small codes: they share one double (see opWord); the native side checks each.
+    const t = num(tag, 'tag'), f = num(flags, 'flags'), o = num(op, 'op');
+    if (!(Number.isInteger(o) && Number.isInteger(t) && Number.isInteger(f) && o >= 0 && o < 256 && t >= 0 && t < 256 && f >= 0 && f < 65536)) {
+      throw rangeError('ERR_OUT_OF_RANGE', `op, tag or flags out of range (${o}, ${t}, ${f})`);
+    }
     const b = slot * SQ_STRIDE;
     const sq = this.sq;
-    sq[b + SQ_ID] = id;
-    sq[b + SQ_OPWORD] = opWord(op, tag, flags);
-    sq[b + SQ_DEVICE] = typeof dev === 'number' ? dev : dev.handle;
-    sq[b + SQ_BUFFER] = bufIndex;
+    sq[b + SQ_ID] = num(id, 'id');
+    sq[b + SQ_OPWORD] = opWord(o, t, f);
+    sq[b + SQ_DEVICE] = handle;
+    sq[b + SQ_BUFFER] = num(bufIndex, 'bufIndex');
     sq[b + SQ_BUFCOUNT] = 1;
-    sq[b + SQ_LENGTH] = length;
-    sq[b + SQ_OFFSET] = offset;
-    sq[b + SQ_BUFOFFSET] = bufOffset;
+    sq[b + SQ_LENGTH] = num(length, 'length');
+    sq[b + SQ_OFFSET] = num(offset, 'offset');
+    sq[b + SQ_BUFOFFSET] = num(bufOffset, 'bufOffset');
   }
 
   /** Submits records 0..count-1 in one call. Throws (submitting none) on a bad record. */
   submit(count: number): void {
+    const n = checkUint(count, 'count');
+    if (n > this.capacity) throw rangeError('ERR_OUT_OF_RANGE', `count must be at most ${this.capacity}, got ${n}`);
     try {
-      this.#h.submitRaw(count);
+      this.#h.submitRaw(n);
     } catch (e) {
       throw fromNative(e);
     }

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import { checkCacheSize, checkFormat, checkWriteLog, type ImageFormat, openQcow2 } from './format/image';
 import type { WriteLog } from './write-log';
 import { Qcow2Device } from './format/qcow2';
@@ -6,14 +5,15 @@ import { Qcow2Device } from './format/qcow2';
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
 import { BlockIoError, BlockringError, fromNative } from './errors';
 import { BufferPool } from './aligned';
-import { native, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
+import { native, type DeviceInfo, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
 import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
+import { flushed, queueFlush } from './queued-requests';
 import { RawQueue } from './raw-queue';
 import {
   CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
   SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE,
 } from './records';
-import { checkBool, checkOptions, checkUint, checkView, checkViews, rangeError, typeError } from './validate';
+import { checkBool, checkOptions, checkUint, checkIoView, checkViews, rangeError, typeError } from './validate';
 
 function recordError(f: RecordFailure): Error {
   const e = f.kind === 0 ? new TypeError(f.message) : f.kind === 1 ? new RangeError(f.message) : null;
@@ -265,35 +265,21 @@ export class Ring implements DeviceOwner {
     const exclusive = checkBool(o.exclusive, 'options.exclusive');
     const size = o.size === undefined ? undefined : checkUint(o.size, 'options.size');
     this.#checkOpen();
-    const c = fs.constants;
-    let flags = (readOnly ? c.O_RDONLY : c.O_RDWR) | (create ? c.O_CREAT : 0) | (direct ? c.O_DIRECT : 0);
-    if (exclusive) {
-      // O_EXCL without O_CREAT means "exclusive open" only for block devices.
-      const st = await fs.promises.stat(path).catch(() => null);
-      if (st?.isBlockDevice()) flags |= c.O_EXCL;
-    }
-    // libuv opens with O_CLOEXEC. The engine keeps a duplicate; this fd is
-    // closed through node:fs, as runtimes that track their fds (Deno) need.
-    const fd = await new Promise<number>((resolve, reject) => {
-      fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd)));
-    });
+    // The addon opens (O_CLOEXEC), owns and closes the fd: never node:fs,
+    // whose worker fd tracking would close the number again at worker exit.
+    let info: DeviceInfo;
     try {
-      if (size !== undefined && !readOnly) {
-        const st = fs.fstatSync(fd);
-        if (st.isFile() && st.size < size) fs.ftruncateSync(fd, size);
-      }
-      this.#checkOpen();
-      const probeAlignment = process.env.BLOCKRING_PROBE_ALIGNMENT === '1';
-      const info = this.#h.addDevice(fd, { direct, readOnly, growable, exclusive, probeAlignment });
-      const dev = new BlockDevice(this, path, info, direct);
-      this.#devices.add(dev);
-      this.#fds.set(dev, info.fd);
-      return dev;
+      info = await this.#h.openDevice(path, {
+        readOnly, create, direct, exclusive, growable, size,
+        probeAlignment: process.env.BLOCKRING_PROBE_ALIGNMENT === '1',
+      });
     } catch (e) {
       throw fromNative(e, path);
-    } finally {
-      fs.closeSync(fd);
     }
+    const dev = new BlockDevice(this, path, info, direct);
+    this.#devices.add(dev);
+    this.#fds.set(dev, info.fd);
+    return dev;
   }
 
   /**
@@ -403,7 +389,7 @@ export class Ring implements DeviceOwner {
       await this.#until(() => dev._inflight === 0);
       if (!this.#fds.has(dev)) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
       try {
-        this.#h.deviceSize(dev.handle, size);
+        await this.#h.resizeDevice(dev.handle, size);
       } catch (e) {
         throw fromNative(e, dev.path);
       }
@@ -447,7 +433,7 @@ export class Ring implements DeviceOwner {
         throw typeError('ERR_INVALID_ARG_VALUE', `requests[${i}].dev must be a device opened on this ring`);
       }
       let buffers: ArrayBufferView[] | null = null;
-      if (op === 'read' || op === 'write') buffers = [checkView(r.buffer, `requests[${i}].buffer`)];
+      if (op === 'read' || op === 'write') buffers = [checkIoView(r.buffer, `requests[${i}].buffer`)];
       else if (op === 'readv' || op === 'writev') buffers = checkViews(r.buffers, `requests[${i}].buffers`);
       out.push(dev._normalize(OPS[op], op, buffers, r, `requests[${i}]`));
     }
@@ -483,6 +469,7 @@ export class Ring implements DeviceOwner {
       // Requests made in the same tick share one submission syscall.
       this.#flushScheduled = true;
       queueMicrotask(this.#flushTask);
+      queueFlush(this.#flushNow);
     }
   }
 
@@ -491,10 +478,15 @@ export class Ring implements DeviceOwner {
     this.#flush();
   };
 
+  readonly #flushNow = (): void => {
+    this.#flush();
+  };
+
   // Submits the queued records. Single requests are checked one by one: a
   // refused record rejects only its own promise. An atomic flush (a batch)
   // submits all or nothing and returns the first refusal instead.
   #flush(atomic = false): Error | null {
+    flushed(this.#flushNow);
     const count = this.#queued;
     if (count === 0) return null;
     const buffers = this.#queuedBuffers;

@@ -1,6 +1,7 @@
 // Argument checks shared by every public entry point. Each throws a
 // TypeError (wrong type) or RangeError (bad value) carrying a Node-style
 // `code`, before anything reaches the native side.
+import { markAsUntransferable } from 'node:worker_threads';
 
 export type Tag = 'simple' | 'ordered' | 'head';
 
@@ -20,17 +21,45 @@ function rangeError(code: string, message: string): RangeError {
 
 export { typeError, rangeError };
 
+/** Any ArrayBufferView (over an ArrayBuffer or a SharedArrayBuffer) that is not detached. */
 export function checkView(v: unknown, name: string): ArrayBufferView {
   if (!ArrayBuffer.isView(v)) {
     throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be a Buffer, TypedArray or DataView`);
   }
+  // A DataView over a detached buffer throws on every access (a detached
+  // TypedArray just has length 0).
+  if (v instanceof DataView) {
+    try {
+      void v.byteLength;
+    } catch {
+      throw typeError('ERR_INVALID_ARG_VALUE', `${name} is a DataView over a detached ArrayBuffer`);
+    }
+  }
   return v;
+}
+
+/**
+ * A view whose memory the kernel may use after this call returns (a request
+ * in flight, a registered buffer). A resizable ArrayBuffer can shrink under
+ * the kernel: refused. Any other ArrayBuffer is marked untransferable (as Node
+ * marks its pooled buffers): transferring it (postMessage, structuredClone)
+ * then copies instead of detaching it, so its memory can never be freed while
+ * the kernel still reads or writes it.
+ */
+export function checkIoView(v: unknown, name: string): ArrayBufferView {
+  const view = checkView(v, name);
+  const ab = view.buffer as ArrayBuffer & { resizable?: boolean };
+  if (ab.resizable === true) {
+    throw typeError('ERR_INVALID_ARG_VALUE', `${name} is over a resizable ArrayBuffer, which could shrink under the kernel`);
+  }
+  if (!(ab instanceof SharedArrayBuffer)) markAsUntransferable(ab);
+  return view;
 }
 
 export function checkViews(v: unknown, name: string): ArrayBufferView[] {
   if (!Array.isArray(v)) throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be an array of buffers`);
   if (v.length === 0) throw rangeError('ERR_OUT_OF_RANGE', `${name} must not be empty`);
-  for (let i = 0; i < v.length; i++) checkView(v[i], `${name}[${i}]`);
+  for (let i = 0; i < v.length; i++) checkIoView(v[i], `${name}[${i}]`);
   // A copy: in-flight requests pin their buffers through it, and the
   // caller may empty or reuse its own array right after the call.
   return (v as ArrayBufferView[]).slice();

@@ -34,7 +34,7 @@ describe('failed tagged requests release the queue (null engine)', () => {
     ]);
     const [a, b, bad, c, d, f] = res as [typeof res[0], typeof res[0], typeof res[0], typeof res[0], typeof res[0], typeof res[0]];
     expect(bad.error).toBeInstanceOf(BlockIoError);
-    expect(bad.error).toMatchObject({ code: 'EIO', errno: 5, op: 'write', offset: 8 * B, length: B });
+    expect(bad.error).toMatchObject({ code: 'EIO', errno: -5, op: 'write', offset: 8 * B, length: B });
     expect(bad.bytes).toBe(0);
     for (const r of [a, b, c, d]) expect([r.bytes, r.error]).toEqual([B, undefined]);
     expect(f.error).toBeUndefined();

@@ -15,7 +15,7 @@
 //   left by a crash points at old data, never at someone else's.
 import path from 'node:path';
 import zlib from 'node:zlib';
-import type { Extent, TagOption, WriteOptions, WriteZeroesOptions, FlushOptions } from '../block-device';
+import type { BlockDevice, Extent, TagOption, WriteOptions, WriteZeroesOptions, FlushOptions } from '../block-device';
 import { BlockringError } from '../errors';
 import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, rangeError, typeError } from '../validate';
 import {
@@ -24,6 +24,8 @@ import {
 } from './qcow2-header';
 import { MetadataCache, type Table } from './metadata-cache';
 import { TaskGate } from './task-gate';
+import type { MappedRegion } from '../mapped-region';
+import { CowMap, type CowHost, type Qcow2MapOptions } from './qcow2-map';
 import type { LoggableDevice } from '../write-log';
 
 /** What a qcow2 device needs from a backing device (raw or qcow2). */
@@ -117,6 +119,7 @@ export class Qcow2Device {
   #writebackAgain = false;
   #closing: Promise<void> | null = null;
   #lastCompressed: { raw: number; data: Buffer } | null = null;
+  #cow: CowMap | null = null; // the live mapping (qcow2-map.ts)
 
   private constructor(file: HostFile, h: Qcow2Header, backing: BackingDevice | null, o: Qcow2Options,
     l1: Buffer, reftable: Buffer, fileSize: number) {
@@ -330,8 +333,22 @@ export class Qcow2Device {
     }
   }
 
-  map(): never {
-    throw new BlockringError('ERR_NOT_SUPPORTED', 'a qcow2 device cannot be memory-mapped (yet)');
+  /**
+   * Maps the whole image (README "Mapped copy-on-write"): needs a raw
+   * backing file (or none), no compressed clusters, clusters >= a page.
+   */
+  async map(options?: Qcow2MapOptions): Promise<MappedRegion> {
+    this.#checkOpen();
+    if (this.backing && (this.backing.format !== 'raw' || !('_fd' in this.backing))) {
+      throw new BlockringError('ERR_NOT_SUPPORTED', `'${this.path}': only a raw backing file can be mapped`);
+    }
+    if (this.#extL2) throw new BlockringError('ERR_NOT_SUPPORTED', `'${this.path}': subclusters cannot be mapped`);
+    return this.#gate.run(1, async () => {
+      if (this.#cow && !this.#cow.detached) throw new BlockringError('ERR_ALREADY_MAPPED', `'${this.path}' is already mapped`);
+      const { map, region } = await CowMap.create(this.#cowHost(), options);
+      this.#cow = map;
+      return region;
+    });
   }
 
   /** Waits for requests, writes back metadata, closes the chain. Idempotent. */
@@ -340,6 +357,7 @@ export class Qcow2Device {
       this.#closing = (async () => {
         await this.#gate.idle();
         let err: unknown = null;
+        await this.#cow?.detach().catch((e: unknown) => (err = e));
         if (!this.readOnly) await this.#flush().catch((e: unknown) => (err = e));
         await this.#file.close();
         await this.backing?.close();
@@ -381,7 +399,8 @@ export class Qcow2Device {
     const tag = checkTag(o.tag);
     if (write) this.#checkWritable();
     else this.#checkOpen();
-    return this.#gate.run(tag, fn);
+    const cow = this.#cow;
+    return this.#gate.run(tag, cow ? () => cow.drain().then(fn) : fn);
   }
 
   #writeOp(b: Buffer, offset: unknown, options: unknown): Promise<number> {
@@ -718,6 +737,7 @@ export class Qcow2Device {
   }
 
   async #writeCluster(vc: number, inC: number, data: Buffer): Promise<void> {
+    if (this.#cow) await this.#cow.beforeWrite(vc);
     const m = await this.#lookup(vc);
     if (m.kind === 'data' && m.copied) return this.#writeHost(data, m.host + inC);
     await this.#locked(this.#clusterLocks, vc, async () => {
@@ -772,7 +792,8 @@ export class Qcow2Device {
       const inC = pos % this.#cs;
       const n = Math.min(end - pos, this.#cs - inC);
       const whole = n === this.#cs || (inC === 0 && pos + n >= this.#size);
-      jobs.push(whole ? this.#zeroCluster(vc) : this.#zeroPartial(vc, inC, n));
+      // A mapped cluster keeps its host cluster: the mapping shows it.
+      jobs.push(whole && !this.#cow?.covers(vc) ? this.#zeroCluster(vc) : this.#zeroPartial(vc, inC, n));
       pos += n;
     }
     await settleAll(jobs);
@@ -982,6 +1003,69 @@ export class Qcow2Device {
     b.writeUInt32BE(this.#h.nbSnapshots, 60);
     putU64(b, 64, this.#h.snapshotsOffset);
     return b; // the first 72 bytes: v3 fields after them are unchanged
+  }
+
+  // ---- mapped copy-on-write: what qcow2-map.ts needs ----
+
+  #cowHost(): CowHost {
+    const cs = this.#cs;
+    const backing = this.backing as (BackingDevice & { _fd(): number }) | null;
+    const file = this.#file as HostFile & Partial<Pick<BlockDevice, '_fd' | 'writeZeroes' | 'resize'>>;
+    if (!file._fd || !file.writeZeroes || !file.resize) {
+      throw new BlockringError('ERR_NOT_SUPPORTED', `'${this.path}': the image file is not a plain file and cannot be mapped`);
+    }
+    const fileFd = file._fd.bind(file);
+    const zeroes = file.writeZeroes.bind(file);
+    const truncate = file.resize.bind(file);
+    return {
+      path: this.path,
+      size: this.#size,
+      clusterSize: cs,
+      readOnly: this.readOnly || this.corrupt,
+      overlayFd: fileFd,
+      base: () => (backing ? { fd: backing._fd(), size: backing.size } : null),
+      lookup: (vc) => this.#lookup(vc),
+      prepare: async () => {
+        // Every L2 table now, so copy-ups only ever fill entries in.
+        for (let vc = 0; vc * cs < this.#size; vc += this.#l2Entries) await this.#ensureL2(vc);
+      },
+      reserve: async (n) => {
+        const first = await this.#allocClusters(n, false);
+        const hosts = Array.from({ length: n }, (_, i) => first + i * cs);
+        try {
+          // The space is allocated now, so a copy-up in a fault cannot meet ENOSPC.
+          await zeroes(first, n * cs);
+        } catch (e) {
+          for (const h of hosts) await this.#refcountAdd(h / cs, -1);
+          throw e;
+        }
+        return hosts;
+      },
+      release: async (hosts) => {
+        for (const h of hosts) await this.#refcountAdd(h / cs, -1);
+        // Unused reservations at the end of the file give their space back.
+        const freed = new Set(hosts.map((h) => h / cs));
+        let end = this.#nextFree;
+        while (end > 0 && freed.has(end - 1)) end--;
+        if (end < this.#nextFree) {
+          this.#nextFree = end;
+          this.#hostEnd = end * cs;
+          await truncate(end * cs);
+        }
+      },
+      adopt: (vc, host) => this.#locked(this.#clusterLocks, vc, async () => {
+        const cur = await this.#lookup(vc);
+        const table = await this.#ensureL2(vc);
+        const t = this.#cache.peek(table.offset) ?? table;
+        this.#unsynced = true; // the fault's pwrite and stores: synced before the L2 entry goes out
+        this.#setEntry(t.buf, (vc % this.#l2Entries) * 8, host, FLAG_COPIED);
+        this.#cache.markDirty(t);
+        if (cur.kind !== 'unallocated') this.#freeLater(cur);
+        this.#maybeWriteback();
+      }),
+      run: (fn) => this.#gate.run(0, fn),
+      flush: () => this.flush(),
+    };
   }
 
   // ---- repair (image left dirty with lazy refcounts) ----

@@ -2,6 +2,7 @@
 // loads in worker threads and in several contexts at once.
 #include <napi.h>
 
+#include "cow_region.h"
 #include "memory.h"
 #include "mapped_region.h"
 #include "ring_handle.h"
@@ -17,6 +18,7 @@ class BlockringAddon final : public Napi::Addon<BlockringAddon> {
     exports.Set("allocAligned", Napi::Function::New<AllocAligned>(env, "allocAligned"));
     exports.Set("addressAlignment", Napi::Function::New<AddressAlignment>(env, "addressAlignment"));
     exports.Set("MappedRegion", MappedRegion::Define(env));
+    exports.Set("CowRegion", CowRegionHandle::Define(env));
     exports.Set("seekDataOrHole", Napi::Function::New<SeekDataOrHoleJs>(env, "seekDataOrHole"));
     exports.Set("VhostUserBlkHandle", VhostUserBlkHandle::Define(env));
   }

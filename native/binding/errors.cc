@@ -37,9 +37,8 @@ void ThrowCoded(Napi::Env env, ErrorClass cls, const char* code, const std::stri
 }
 
 Napi::Error ErrnoError(Napi::Env env, int neg_errno, const char* syscall, const std::string& msg) {
-  int e = -neg_errno;
-  Napi::Error err = Napi::Error::New(env, msg + ": " + strerror(e));
-  err.Set("errno", Napi::Number::New(env, e));
+  Napi::Error err = Napi::Error::New(env, msg + ": " + strerror(-neg_errno));
+  err.Set("errno", Napi::Number::New(env, neg_errno));  // negative, as Node's
   err.Set("syscall", syscall);
   return err;
 }

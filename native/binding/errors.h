@@ -1,5 +1,5 @@
 // Errors thrown to JS. Every error carries a stable `code`; errno errors
-// also carry `errno` (positive) and `syscall`, and lib/ turns them into
+// also carry `errno` (negative, as in Node) and `syscall`, and lib/ turns them into
 // BlockIoError.
 #pragma once
 

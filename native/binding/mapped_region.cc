@@ -97,9 +97,15 @@ Napi::Function MappedRegion::Define(Napi::Env env) {
                      });
 }
 
-// new MappedRegion(fd, offset, length, private, readOnly, externalBuffers)
+// new MappedRegion(fd, offset, length, private, readOnly, externalBuffers), or
+// new MappedRegion(cowRegion.newMapping(), externalBuffers) for a mapping built elsewhere.
 MappedRegion::MappedRegion(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappedRegion>(info) {
   Napi::Env env = info.Env();
+  if (info[0].IsExternal()) {
+    map_ = *info[0].As<Napi::External<std::shared_ptr<Mapping>>>().Data();
+    external_ = info[1].ToBoolean();
+    return;
+  }
   double fd = info[0].ToNumber().DoubleValue();
   double offset = info[1].ToNumber().DoubleValue();
   double length = info[2].ToNumber().DoubleValue();
@@ -135,9 +141,11 @@ Napi::Value MappedRegion::GetArrayBuffer(const Napi::CallbackInfo& info) {
   napi_value value;
   napi_status st = napi_create_external_arraybuffer(env, map_->data(), map_->length(), FinalizeArrayBuffer, hint, &value);
   if (st != napi_ok) {
+    // Any other failure (a length over Node's Buffer limit, which lib/
+    // refuses first) may already have run the finalizer: hint is not ours.
+    if (st != napi_no_external_buffers_allowed) throw Napi::Error::New(env);
     delete hint;
-    if (st == napi_no_external_buffers_allowed) ThrowState(env, "ERR_EXTERNAL_BUFFERS_DISALLOWED", kNoExternal);
-    throw Napi::Error::New(env);
+    ThrowState(env, "ERR_EXTERNAL_BUFFERS_DISALLOWED", kNoExternal);
   }
   Napi::ArrayBuffer ab(env, value);
   handed_out_.push_back(Napi::Weak(ab));

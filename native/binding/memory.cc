@@ -1,8 +1,11 @@
 #include "memory.h"
 
-#include <stdlib.h>
+#include <errno.h>
 
 #include <cstdint>
+#include <memory>
+
+#include "../engine/memory_block.h"
 
 #include "errors.h"
 #include "values.h"
@@ -25,21 +28,25 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   size_t a = static_cast<size_t>(align);
   Napi::Object out = Napi::Object::New(env);
   if (!v8_only) {
-    void* mem = nullptr;
-    if (posix_memalign(&mem, a < sizeof(void*) ? sizeof(void*) : a, n ? n : 1) != 0) {
-      ThrowErrno(env, -12 /* ENOMEM */, "posix_memalign", "cannot allocate aligned memory");
-    }
+    std::shared_ptr<MemoryBlock> block = AlignedBlock::Create(n, a);
+    if (!block) ThrowErrno(env, -ENOMEM, "posix_memalign", "cannot allocate aligned memory");
+    // The buffer owns one reference; requests in flight hold the block too,
+    // so a finalizer run at worker teardown cannot free memory in use.
+    auto* owner = new std::shared_ptr<MemoryBlock>(block);
     napi_value buf;
     napi_status st = napi_create_external_buffer(
-        env, n, mem, [](napi_env, void* data, void*) { free(data); }, nullptr, &buf);
+        env, n, block->data(), [](napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<MemoryBlock>*>(hint); },
+        owner, &buf);
     if (st == napi_ok) {
       out.Set("buffer", Napi::Value(env, buf));
       return out;
     }
-    free(mem);
     // napi_no_external_buffers_allowed: a V8 memory cage (Electron). Any
-    // other failure is real.
+    // other failure is real, and then Node may already have run the
+    // finalizer (a buffer over the size limit, which lib/ refuses first):
+    // owner is not touched again.
     if (st != napi_no_external_buffers_allowed) NAPI_THROW(Napi::Error::New(env), Napi::Value());
+    delete owner;
   }
   // V8-owned memory: over-allocate and let JS take the aligned slice. V8 does
   // not move ArrayBuffer backing stores, so the alignment holds for life.

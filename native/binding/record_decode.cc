@@ -66,6 +66,7 @@ bool CheckRecord(const double* rec, const RecordBuffers& bufs, const Engine& eng
       return fail(ErrorClass::kRange, "ERR_OUT_OF_RANGE", "buffer index out of range");
     }
     for (size_t k = static_cast<size_t>(first); k < static_cast<size_t>(first + n); k++) {
+      if (bufs.views[k].bad) return fail(ErrorClass::kType, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBufferView");
       length += bufs.views[k].length;
       if (!c.direct) continue;
       uintptr_t address = reinterpret_cast<uintptr_t>(bufs.views[k].data);
@@ -124,7 +125,7 @@ void DecodeRecord(const double* rec, const RecordBuffers& bufs, const Engine& en
     r->iov[0].iov_base = bufs.registered[index].data + static_cast<size_t>(rec[kSqBufOffset]);
     r->iov[0].iov_len = static_cast<size_t>(rec[kSqLength]);
     r->length = r->iov[0].iov_len;
-    if (bufs.registered.fixed()) {
+    if (bufs.registered.fixed() && r->length) {  // a zero-length fixed request is EFAULT
       r->flags |= kFlagFixedBuffer;
       r->buf_index = static_cast<uint16_t>(index);
     }
@@ -137,6 +138,7 @@ void DecodeRecord(const double* rec, const RecordBuffers& bufs, const Engine& en
       r->iov[k].iov_base = bufs.views[first + k].data;
       r->iov[k].iov_len = bufs.views[first + k].length;
       r->length += bufs.views[first + k].length;
+      r->HoldMemory(bufs.views[first + k].data, bufs.views[first + k].length);
     }
     // A buffer inside a registered pool goes as READ_FIXED/WRITE_FIXED.
     int fixed = n == 1 && bufs.registered.fixed() ? bufs.registered.Find(bufs.views[first].data, bufs.views[first].length) : -1;

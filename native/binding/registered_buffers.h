@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../engine/backend.h"
+#include "../engine/memory_block.h"
 #include "../engine/request.h"
 
 namespace blockring {
@@ -19,6 +20,7 @@ namespace blockring {
 struct View {
   char* data = nullptr;
   size_t length = 0;
+  bool bad = false;  // not an ArrayBufferView: refuses its record alone
 };
 
 class RegisteredBuffers {
@@ -26,8 +28,10 @@ class RegisteredBuffers {
   // Replaces the table; with want_fixed, tries to register it with the
   // backend as fixed buffers. Call only when !in_use().
   void Replace(Backend& backend, std::vector<View> table, bool want_fixed);
-  // Drops the backend registration (teardown).
+  // Drops the backend registration (teardown, and before a new table).
   void Unregister(Backend& backend);
+  // Drops the table and its holds (teardown, after the drain).
+  void Clear();
 
   bool empty() const { return views_.empty(); }
   size_t size() const { return views_.size(); }
@@ -43,6 +47,9 @@ class RegisteredBuffers {
 
  private:
   std::vector<View> views_;
+  // Native memory (allocAligned, mapped regions) under the table: held while
+  // the table is, since raw requests may use it at any moment.
+  std::vector<BlockHold> holds_;
   std::vector<uint32_t> order_;  // indices sorted by address
   bool fixed_ = false;
   uint64_t raw_inflight_ = 0;

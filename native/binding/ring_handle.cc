@@ -9,6 +9,9 @@
 namespace blockring {
 namespace {
 
+// Completion callbacks one wakeup may make before yielding to the event loop.
+constexpr unsigned kBatchesPerWakeup = 64;
+
 class DiscardSink final : public CompletionSink {
  public:
   bool OnComplete(Request*) override { return true; }
@@ -19,7 +22,8 @@ class DiscardSink final : public CompletionSink {
 Napi::Function RingHandle::Define(Napi::Env env) {
   return DefineClass(env, "RingHandle",
                      {
-                         InstanceMethod<&RingHandle::AddDevice>("addDevice"),
+                         InstanceMethod<&RingHandle::OpenDevice>("openDevice"),
+                         InstanceMethod<&RingHandle::ResizeDevice>("resizeDevice"),
                          InstanceMethod<&RingHandle::CloseDevice>("closeDevice"),
                          InstanceMethod<&RingHandle::Submit>("submit"),
                          InstanceMethod<&RingHandle::DeviceSize>("deviceSize"),
@@ -100,29 +104,20 @@ void RingHandle::Teardown() {
     registered_.Unregister(engine_->backend());
     engine_.reset();
   }
+  registered_.Clear();  // and the memory it held: the kernel is done with it (drained above)
 }
 
 void RingHandle::CheckOpen(Napi::Env env) {
   if (closed_ || close_pending_) ThrowState(env, "ERR_RING_CLOSED", "ring is closed");
 }
 
-// addDevice(fd, { direct, readOnly, growable, exclusive }) -> device info (with the engine's own fd)
-Napi::Value RingHandle::AddDevice(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CheckOpen(env);
-  double fdv = info[0].ToNumber().DoubleValue();
-  if (!IsUint(fdv, 0x7fffffff)) ThrowType(env, "ERR_INVALID_ARG_TYPE", "fd must be a non-negative integer");
-  int fd = static_cast<int>(fdv);
-  Napi::Object opts = info[1].As<Napi::Object>();
-  DeviceOpenOptions o;
-  o.direct = opts.Get("direct").ToBoolean();
-  o.read_only = opts.Get("readOnly").ToBoolean();
-  o.growable = opts.Get("growable").ToBoolean();
-  o.exclusive = opts.Get("exclusive").ToBoolean();
-  o.probe_alignment = opts.Get("probeAlignment").ToBoolean();  // tests: exercise the probe
-  DeviceOpened d;
-  int r = PrepareDevice(fd, o, &d);
-  if (r < 0) ThrowErrno(env, r, d.syscall, d.what);
+// Gives a device OpenDevice opened to the engine (the fd is closed instead
+// when the ring closed meanwhile: no JS code ever owns it). Returns its info.
+Napi::Object RingHandle::AdoptDevice(Napi::Env env, const DeviceOpened& d) {
+  if (closed_ || close_pending_ || !engine_) {
+    CloseDeviceFd(d.fd);
+    ThrowState(env, "ERR_RING_CLOSED", "ring is closed");
+  }
   const DeviceConfig& c = d.config;
   Device* dev = engine_->AddDevice(d.fd, c);
   Napi::Object out = Napi::Object::New(env);
@@ -143,14 +138,6 @@ Napi::Value RingHandle::DeviceSize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Device* dev = engine_ ? engine_->GetDevice(info[0].ToNumber().Uint32Value()) : nullptr;
   if (!dev) ThrowState(env, "ERR_DEVICE_CLOSED", "device is closed");
-  if (info.Length() > 1) {
-    double size = info[1].ToNumber().DoubleValue();
-    if (!IsUint(size, kMaxSafeInteger)) ThrowRange(env, "ERR_OUT_OF_RANGE", "size must be a safe non-negative integer");
-    // A file's resize: ftruncate on the JS thread (the caller waited for
-    // the device's requests; no block I/O is involved for a file).
-    int r = engine_->ResizeDevice(dev, static_cast<uint64_t>(size));
-    if (r < 0) ThrowErrno(env, r, "ftruncate", "cannot resize device");
-  }
   return Napi::Number::New(env, static_cast<double>(dev->size));
 }
 
@@ -244,11 +231,9 @@ Napi::Value RingHandle::Submit(const Napi::CallbackInfo& info) {
   if (!info[2].IsArray()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffers must be an array");
   Napi::Array buffers = info[2].As<Napi::Array>();
   std::vector<View> views(buffers.Length());
-  for (uint32_t i = 0; i < views.size(); i++) {
-    if (!ViewData(buffers.Get(i), &views[i].data, &views[i].length)) {
-      ThrowType(env, "ERR_INVALID_ARG_TYPE", "buffer must be an ArrayBufferView");
-    }
-  }
+  // lib/ checked every view when its call was made; one that is not a view
+  // now refuses only the records using it, never the rest of the tick.
+  for (uint32_t i = 0; i < views.size(); i++) views[i].bad = !ViewData(buffers.Get(i), &views[i].data, &views[i].length);
   return FailuresToJs(env, SubmitRecords(sq.Data(), static_cast<uint32_t>(count), views, false, info[3].ToBoolean()));
 }
 
@@ -309,13 +294,18 @@ void RingHandle::OnReadable() {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   in_callback_ = true;
-  for (;;) {
+  // After each batch, reap again: completions posted while JS ran (page-cache
+  // reads that the callback's own submissions finished inside
+  // io_uring_enter) go out in the same wakeup, skipping the trip through
+  // epoll, the eventfd and libuv. Each batch is its own callback, so user
+  // code never runs inside a submit. The bound keeps a stream of such
+  // completions from starving the event loop; whatever is left has
+  // signalled the eventfd and comes on the next turn.
+  for (unsigned round = 0; round < kBatchesPerWakeup; round++) {
     completions_->Reset();
-    engine_->Process(completions_.get());
+    engine_->Process(completions_.get(), round == 0);  // the eventfd needs draining once
     if (completions_->empty()) break;
-    bool full = completions_->full();
-    if (!completions_->Deliver(env, on_complete_, self_, *async_)) break;
-    if (close_pending_ || !full) break;
+    if (!completions_->Deliver(env, on_complete_, self_, *async_) || close_pending_) break;
   }
   in_callback_ = false;
   napi_close_handle_scope(env, scope);

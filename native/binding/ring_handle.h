@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../engine/device_open.h"
 #include "../engine/engine.h"
 #include "completion_watch.h"
 #include "completions.h"
@@ -27,7 +28,13 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   ~RingHandle() override;
 
  private:
-  Napi::Value AddDevice(const Napi::CallbackInfo& info);
+  friend class OpenWorker;
+  friend class ResizeWorker;
+  // openDevice(path, options) -> Promise<device info>; resizeDevice(handle, size) -> Promise
+  // (device_files.cc): the open and the ftruncate run on the libuv threadpool.
+  Napi::Value OpenDevice(const Napi::CallbackInfo& info);
+  Napi::Value ResizeDevice(const Napi::CallbackInfo& info);
+  Napi::Object AdoptDevice(Napi::Env env, const DeviceOpened& d);
   Napi::Value CloseDevice(const Napi::CallbackInfo& info);
   Napi::Value Submit(const Napi::CallbackInfo& info);
   Napi::Value DeviceSize(const Napi::CallbackInfo& info);

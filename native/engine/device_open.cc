@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "../kernel/block_device.h"
+#include "../kernel/file.h"
 
 namespace blockring {
 namespace {
@@ -13,9 +14,7 @@ int Fail(DeviceOpened* out, int err, const char* syscall, const char* what) {
   return err;
 }
 
-}  // namespace
-
-int PrepareDevice(int fd, const DeviceOpenOptions& o, DeviceOpened* out) {
+int Inspect(int fd, const DeviceOpenOptions& o, DeviceOpened* out) {
   Geometry g;
   int r = QueryGeometry(fd, &g);
   if (r < 0) return Fail(out, r, "fstat", "cannot inspect device");
@@ -46,10 +45,33 @@ int PrepareDevice(int fd, const DeviceOpenOptions& o, DeviceOpened* out) {
   if (g.is_block_device) c.block_size = lbs;
   out->logical_block_size = lbs;
   out->physical_block_size = g.physical_block_size ? g.physical_block_size : lbs;
-  r = DuplicateFd(fd);
-  if (r < 0) return Fail(out, r, "fcntl", "cannot duplicate the device fd");
-  out->fd = r;
   return 0;
 }
+
+}  // namespace
+
+int OpenDevice(const char* path, const DeviceOpenOptions& o, DeviceOpened* out) {
+  OpenRequest req;
+  req.read_only = o.read_only;
+  req.create = o.create;
+  req.direct = o.direct;
+  req.exclusive = o.exclusive;
+  req.has_size = o.has_size;
+  req.size = o.size;
+  const char* syscall = "open";
+  int fd = OpenDeviceFile(path, req, &syscall);
+  if (fd < 0) return Fail(out, fd, syscall, "cannot open device");
+  int r = Inspect(fd, o, out);
+  if (r < 0) {
+    CloseFile(fd);
+    return r;
+  }
+  out->fd = fd;
+  return 0;
+}
+
+int TruncateDevice(int fd, uint64_t size) { return TruncateFile(fd, size); }
+
+void CloseDeviceFd(int fd) { CloseFile(fd); }
 
 }  // namespace blockring

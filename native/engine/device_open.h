@@ -1,7 +1,10 @@
-// The policy for adding an open fd as a device: what the kernel says about
-// it (size, block sizes, read-only), the O_DIRECT alignment and its
-// fallbacks, and the exclusive lock for files. No N-API; the binding turns
-// a failure into an errno error.
+// Opening a device: the open itself (O_CLOEXEC; the fd never passes
+// through node:fs, whose per-worker fd tracking would close the number again
+// at worker exit, nor through any runtime's fd table), what the kernel says
+// about it (size, block sizes, read-only), the O_DIRECT alignment and its
+// fallbacks, and the exclusive lock for files. No N-API; any thread (the
+// binding runs it on the libuv threadpool). The binding turns a failure into
+// an errno error.
 #pragma once
 
 #include <cstdint>
@@ -11,15 +14,18 @@
 namespace blockring {
 
 struct DeviceOpenOptions {
-  bool direct = false;
   bool read_only = false;
+  bool create = false;
+  bool direct = false;
   bool growable = false;
   bool exclusive = false;
   bool probe_alignment = false;  // ignore statx/ioctl alignment and probe with reads (tests)
+  bool has_size = false;         // grow a smaller regular file to size
+  uint64_t size = 0;
 };
 
 struct DeviceOpened {
-  int fd = -1;  // the engine's own duplicate of the caller's fd (Engine::AddDevice takes it)
+  int fd = -1;  // Engine::AddDevice takes it; CloseDeviceFd if it never does
   DeviceConfig config;
   uint32_t logical_block_size = 512;
   uint32_t physical_block_size = 512;
@@ -28,9 +34,12 @@ struct DeviceOpened {
   const char* what = "";
 };
 
-// Inspects fd, locks it when exclusive and duplicates it: the engine owns
-// the duplicate and the caller closes fd (runtimes such as Deno track and
-// close their own). 0, or -errno with out->syscall and out->what set.
-int PrepareDevice(int fd, const DeviceOpenOptions& options, DeviceOpened* out);
+// Opens path and inspects it. 0, or -errno with out->syscall and out->what
+// set (and no fd left open).
+int OpenDevice(const char* path, const DeviceOpenOptions& options, DeviceOpened* out);
+// ftruncate of a file device (any thread; the caller waited for its requests). 0 or -errno.
+int TruncateDevice(int fd, uint64_t size);
+// Closes an fd OpenDevice returned that no engine took.
+void CloseDeviceFd(int fd);
 
 }  // namespace blockring

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "../kernel/block_device.h"
 #include "../kernel/eventfd.h"
 
 namespace blockring {
@@ -77,12 +76,9 @@ bool Engine::CloseDevice(Device* dev) {
   return true;
 }
 
-int Engine::ResizeDevice(Device* dev, uint64_t size) {
-  int r = TruncateFile(dev->fd, size);
-  if (r < 0) return r;
+void Engine::DeviceResized(Device* dev, uint64_t size) {
   dev->size = size;
   backend_->DeviceResized(dev);
-  return 0;
 }
 
 void Engine::FreeDevice(Device* dev) {
@@ -126,6 +122,14 @@ void Engine::Accept(Request* r) {
 }
 
 void Engine::Ready(Request* r) {
+  if (r->length == 0 && (r->op == Op::kDiscard || r->op == Op::kWriteZeroes)) {
+    // Nothing to deallocate or zero: complete with 0 like a zero-length
+    // write, in order, without the kernel (fallocate refuses length 0).
+    if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
+    if (instant_.empty()) EventfdSignal(eventfd_);
+    instant_.push_back(r);
+    return;
+  }
   if (!backlog_head_ && in_backend_ < backend_->capacity() && backend_->Prepare(r)) {
     in_backend_++;
     if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
@@ -204,8 +208,8 @@ void Engine::Finish(Request* r, int64_t result) {
   if (--dev->inflight == 0 && dev->closing) FreeDevice(dev);
 }
 
-size_t Engine::Process(CompletionSink* sink) {
-  EventfdDrain(eventfd_);
+size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
+  if (drain_eventfd) EventfdDrain(eventfd_);
   size_t delivered = 0;
   size_t next = 0;
   for (;;) {
@@ -224,9 +228,16 @@ size_t Engine::Process(CompletionSink* sink) {
     }
     finished_.clear();
     next = 0;
+    // Finishing may enable more of them (dormant behind an ORDERED one).
+    bool instant = !instant_.empty();
+    while (!instant_.empty()) {
+      std::vector<Request*> now;
+      now.swap(instant_);
+      for (Request* r : now) Finish(r, 0);
+    }
     unsigned reaped = backend_->Reap(this, 4096);
     Flush();
-    if (!reaped && finished_.empty()) break;
+    if (!reaped && !instant && finished_.empty()) break;
   }
   return delivered;
 }

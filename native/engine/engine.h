@@ -43,9 +43,9 @@ class Engine final : private AttemptSink {
   // Closes the device's fd now if nothing is in flight; returns false
   // (and closes it when the last request completes) otherwise.
   bool CloseDevice(Device* dev);
-  // Resizes a file device (ftruncate; the caller waited for its requests)
-  // and tells the backend. 0 or -errno.
-  int ResizeDevice(Device* dev, uint64_t size);
+  // Records a file device's new size after a resize (TruncateDevice, run
+  // after its requests) and tells the backend.
+  void DeviceResized(Device* dev, uint64_t size);
   size_t device_count() const { return devices_.size() - free_handles_.size(); }
 
   Request* NewRequest();
@@ -55,10 +55,11 @@ class Engine final : private AttemptSink {
   void Accept(Request* r);
   // Pushes enabled requests to the backend and the kernel.
   int Flush();
-  // Drains the eventfd and reaps: retries, resubmissions and released
-  // dormant requests go back to the kernel in the same pass. Every finished
-  // request goes to sink. Returns how many were delivered.
-  size_t Process(CompletionSink* sink);
+  // Drains the eventfd (unless told not to: a caller reaping again in the
+  // same wakeup) and reaps: retries, resubmissions and released dormant
+  // requests go back to the kernel in the same pass. Every finished request
+  // goes to sink. Returns how many were delivered.
+  size_t Process(CompletionSink* sink, bool drain_eventfd = true);
   // Blocks until nothing is in flight (teardown; delivers to sink).
   void Drain(CompletionSink* sink);
 
@@ -84,6 +85,9 @@ class Engine final : private AttemptSink {
 
   // Finished requests not yet handed to a sink (sink was full).
   std::vector<Request*> finished_;
+  // Enabled requests that need no I/O (zero-length discard/write-zeroes),
+  // finished on the next Process pass.
+  std::vector<Request*> instant_;
 
   std::vector<std::unique_ptr<Device>> devices_;
   std::vector<uint32_t> free_handles_;

@@ -17,19 +17,29 @@ int Mapping::Create(int fd, uint64_t offset, size_t length, bool private_cow, bo
   void* base = nullptr;
   int r = MapFile(fd, start, lead + length, writable, private_cow, &base);
   if (r < 0) return r;
-  std::shared_ptr<Mapping> m(new Mapping());
-  m->base_ = base;
-  m->span_ = lead + length;
-  m->data_ = static_cast<char*>(base) + lead;
-  m->length_ = length;
-  m->writable_ = writable;
+  std::shared_ptr<Mapping> m(new Mapping(base, lead + length, static_cast<char*>(base) + lead, length, writable));
+  Register(m);
   *out = std::move(m);
   return 0;
 }
 
-int Mapping::CopyOut(size_t offset, void* dst, size_t n) const { return GuardedCopy(dst, data_ + offset, n); }
+std::shared_ptr<Mapping> Mapping::Adopt(void* base, size_t span, size_t length, bool writable,
+                                        std::shared_ptr<UnmapHook> hook) {
+  std::shared_ptr<Mapping> m(new Mapping(base, span, static_cast<char*>(base), length, writable));
+  m->hook_ = std::move(hook);
+  Register(m);
+  return m;
+}
 
-int Mapping::CopyIn(size_t offset, const void* src, size_t n) { return GuardedCopy(data_ + offset, src, n); }
+Mapping::~Mapping() {
+  Unregister();
+  std::lock_guard<std::mutex> lock(mu_);
+  UnmapLocked();  // no holds are left: each held a reference
+}
+
+int Mapping::CopyOut(size_t offset, void* dst, size_t n) const { return GuardedCopy(dst, data() + offset, n); }
+
+int Mapping::CopyIn(size_t offset, const void* src, size_t n) { return GuardedCopy(data() + offset, src, n); }
 
 int Mapping::Sync(bool async) const { return SyncMemory(base_, span_, async); }
 
@@ -61,9 +71,24 @@ int Mapping::Residency(std::vector<unsigned char>* pages) const {
 }
 
 void Mapping::Unmap() {
+  Unregister();  // no new request finds it; those counted before are waited for
+  std::lock_guard<std::mutex> lock(mu_);
+  if (in_use()) {
+    unmap_pending_ = true;
+  } else {
+    UnmapLocked();
+  }
+}
+
+void Mapping::OnIdle() {
+  if (unmap_pending_) UnmapLocked();
+}
+
+void Mapping::UnmapLocked() {
+  if (base_ && hook_) hook_->BeforeUnmap();
   if (base_) UnmapMemory(base_, span_);
   base_ = nullptr;
-  data_ = nullptr;
+  unmap_pending_ = false;
 }
 
 }  // namespace blockring

@@ -2,7 +2,8 @@
 // pages of an unaligned range and exposes the slice, with guarded copies
 // and the msync/madvise/mlock/mincore operations over its pages. No N-API.
 // Owned through shared_ptr by the region, its ArrayBuffers and any msync in
-// flight; the last owner unmaps, unless Unmap() came first.
+// flight; the last owner unmaps, unless Unmap() came first. A MemoryBlock:
+// requests using the mapped memory hold it, and Unmap() waits for them.
 #pragma once
 
 #include <cstddef>
@@ -10,21 +11,31 @@
 #include <memory>
 #include <vector>
 
+#include "memory_block.h"
+
 namespace blockring {
+
+// Told before a Mapping unmaps its pages (a fault handler must forget them first).
+class UnmapHook {
+ public:
+  virtual ~UnmapHook() = default;
+  virtual void BeforeUnmap() = 0;
+};
 
 enum class Advice : uint8_t { kNormal, kRandom, kSequential, kWillNeed, kDontNeed, kHugePage };
 
-class Mapping {
+class Mapping final : public MemoryBlock {
  public:
   // 0 and *out, or -errno. length > 0.
   static int Create(int fd, uint64_t offset, size_t length, bool private_cow, bool writable,
                     std::shared_ptr<Mapping>* out);
-  ~Mapping() { Unmap(); }
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
+  // Takes over [base, base + span), already mapped (page-aligned base); the
+  // range is its first length bytes. hook hears of the unmap first.
+  static std::shared_ptr<Mapping> Adopt(void* base, size_t span, size_t length, bool writable,
+                                        std::shared_ptr<UnmapHook> hook);
+  ~Mapping() override;
 
-  char* data() const { return data_; }  // the first byte of the range (nullptr once unmapped)
-  size_t length() const { return length_; }
+  // data(), length(): the range (MemoryBlock).
   bool writable() const { return writable_; }
   bool mapped() const { return base_ != nullptr; }
 
@@ -41,15 +52,20 @@ class Mapping {
   int Residency(std::vector<unsigned char>* pages) const;  // one byte per page, bit 0 = resident
   size_t page_count() const;
 
+  // Unmaps now, or once the last request using the memory has completed.
   void Unmap();
 
  private:
-  Mapping() = default;
-  void* base_ = nullptr;  // page-aligned
+  Mapping(void* base, size_t span, char* data, size_t length, bool writable)
+      : MemoryBlock(data, length), base_(base), span_(span), writable_(writable) {}
+  void OnIdle() override;
+  void UnmapLocked();
+
+  void* base_ = nullptr;  // page-aligned; nullptr once unmapped
   size_t span_ = 0;       // from base_ to the end of the range
-  char* data_ = nullptr;
-  size_t length_ = 0;
   bool writable_ = false;
+  bool unmap_pending_ = false;
+  std::shared_ptr<UnmapHook> hook_;
 };
 
 }  // namespace blockring

@@ -139,6 +139,7 @@ class MmapBackend final : public Backend {
     View* v = ViewOf(r->dev);
     uint64_t off = r->RemainingOffset();
     uint64_t want = r->Remaining();
+    if (!want) return 0;  // as pread/pwrite of 0 bytes, wherever the offset
     if (off + want > v->size) {
       int e = Refresh(r->dev, v, write ? off + want : 0);
       if (e < 0) return e;

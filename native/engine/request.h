@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "memory_block.h"
+
 namespace blockring {
 
 enum class Op : uint8_t { kRead = 0, kWrite = 1, kFlush = 2, kDiscard = 3, kWriteZeroes = 4 };
@@ -51,6 +53,11 @@ struct Request {
   int64_t result = 0;
   uint32_t retries = 0;
 
+  // Native memory the buffers lie in (allocAligned, mapped regions), held
+  // until the engine frees the request: the kernel is done with it then.
+  BlockHold hold;
+  std::vector<BlockHold> more_holds;  // vectored requests over several blocks
+
   // Scheduler state (per device).
   uint64_t seq = 0;
   ListHook active;   // enabled and not completed, by seq
@@ -74,6 +81,16 @@ struct Request {
     iovcnt = n;
   }
   void AdvanceIovecs(uint64_t bytes);
+  // Holds the block under [data, data + length), if any.
+  void HoldMemory(const void* data, size_t length) {
+    BlockHold h = FindBlock(data, length);
+    if (!h || (hold && hold.get() == h.get())) return;
+    if (!hold) {
+      hold = std::move(h);
+    } else {
+      more_holds.push_back(std::move(h));
+    }
+  }
   uint64_t RemainingOffset() const { return offset + done; }
   uint64_t Remaining() const { return length - done; }
   bool IsTransfer() const { return op == Op::kRead || op == Op::kWrite; }

@@ -96,18 +96,6 @@ int LockFileExclusive(int fd) {
   return 0;
 }
 
-int DuplicateFd(int fd) {
-  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  return r < 0 ? -errno : r;
-}
-
-int TruncateFile(int fd, uint64_t size) {
-  while (ftruncate(fd, static_cast<off_t>(size)) < 0) {
-    if (errno != EINTR) return -errno;
-  }
-  return 0;
-}
-
 int64_t SeekDataOrHole(int fd, uint64_t offset, bool data) {
   off_t r = lseek(fd, static_cast<off_t>(offset), data ? SEEK_DATA : SEEK_HOLE);
   return r < 0 ? -errno : static_cast<int64_t>(r);

@@ -36,9 +36,4 @@ int LockFileExclusive(int fd);
 // here is positional, so nothing depends on it.
 int64_t SeekDataOrHole(int fd, uint64_t offset, bool data);
 
-// A close-on-exec duplicate of fd (same open file description), or -errno.
-int DuplicateFd(int fd);
-// ftruncate: 0 or -errno.
-int TruncateFile(int fd, uint64_t size);
-
 }  // namespace blockring
