@@ -112,7 +112,7 @@ output:
   --json             print results as JSON instead of a table
   --compare          run the job(s) against fio (io_uring, libaio, psync), node:fs/promises
                      and node:fs with UV_USE_IO_URING=1, interleaved over rounds; with no
-                     job options runs the issue-7 bar suite
+                     job options runs the standard comparison suite (bench/RESULTS.md)
   --rounds N         rounds for --compare (default 3)
   --out PREFIX       where --compare writes PREFIX.json and PREFIX.svg (default ./bench-compare)
   -h, --help
