@@ -4,7 +4,8 @@
       "target_name": "blockring",
       "variables": {
         "blockring_sanitize%": "<!(node -p \"process.env.BLOCKRING_SANITIZE || 0\")",
-        "blockring_werror%": "<!(node -p \"process.env.BLOCKRING_WERROR || 0\")"
+        "blockring_werror%": "<!(node -p \"process.env.BLOCKRING_WERROR || 0\")",
+        "blockring_static_runtime%": "<!(node -p \"process.env.BLOCKRING_STATIC_RUNTIME || 0\")"
       },
       "sources": [
         "native/kernel/io_uring.cc",
@@ -76,6 +77,13 @@
         "-fvisibility=hidden"
       ],
       "conditions": [
+        [
+          "blockring_static_runtime==1",
+          {
+            "sources": ["native/kernel/glibc_compat.cc"],
+            "ldflags": ["-static-libstdc++", "-Wl,--as-needed"]
+          }
+        ],
         [
           "blockring_werror==1",
           {

@@ -86,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
         // The null engine does no I/O: its peer is fio's null engine, nothing else.
         const contenders = first.engine === 'null'
           ? [...cli.apis.map((a) => blockringContender(a)), ...(fio ? [fioContender('null')] : [])]
-          : standardContenders(cli.apis, fio !== null);
+          : standardContenders(cli.apis, fio !== null, first.numjobs);
         jobs = cli.jobs.filter((j) => j.api === cli.apis[0]).map((j) => ({ label: describeJob(j), job: sized(j), contenders, goals: [] }));
       }
       const command = `blockring-bench ${argv.join(' ')}`.trim();

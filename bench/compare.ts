@@ -68,10 +68,11 @@ export function fioContender(ioengine: string): Contender {
 }
 
 /** The contenders for a job: blockring APIs, fio engines (when installed), node:fs. */
-export function standardContenders(apis: Api[], hasFio: boolean): Contender[] {
+export function standardContenders(apis: Api[], hasFio: boolean, numjobs = 1): Contender[] {
   const list = apis.map((a) => blockringContender(a));
   if (hasFio) list.push(fioContender('io_uring'), fioContender('libaio'), fioContender('psync'));
-  list.push(nodeFsContender(false), nodeFsContender(true));
+  // The node:fs runner is one job on the main thread; it has no --numjobs.
+  if (numjobs === 1) list.push(nodeFsContender(false), nodeFsContender(true));
   return list;
 }
 

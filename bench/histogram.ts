@@ -25,6 +25,14 @@ function upperOf(b: number): number {
   return ((k % SUB) + SUB + 1) * 2 ** shift - 1;
 }
 
+export interface HistogramSnapshot {
+  counts: Float64Array;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+}
+
 export class LatencyHistogram {
   readonly #counts = new Float64Array(BUCKETS);
   count = 0;
@@ -48,6 +56,20 @@ export class LatencyHistogram {
     this.#sum += ns * n;
     if (ns > this.max) this.max = ns;
     if (ns < this.min) this.min = ns;
+  }
+
+  /** The state, for posting from a worker thread (--numjobs). */
+  snapshot(): HistogramSnapshot {
+    return { counts: this.#counts.slice(), count: this.count, sum: this.#sum, min: this.min, max: this.max };
+  }
+
+  /** Adds another histogram's samples (one job of several). */
+  merge(s: HistogramSnapshot): void {
+    for (let b = 0; b < BUCKETS; b++) this.#counts[b]! += s.counts[b]!;
+    this.count += s.count;
+    this.#sum += s.sum;
+    if (s.max > this.max) this.max = s.max;
+    if (s.min < this.min) this.min = s.min;
   }
 
   get mean(): number {

@@ -30,6 +30,8 @@ export interface JobSpec {
   submitBatch: number;
   /** Stop after this many requests instead of after runtime (0: time-based). */
   requests: number;
+  /** Identical jobs run at once, each on its own worker thread and ring (fio's numjobs). */
+  numjobs: number;
 }
 
 export class UsageError extends Error {}
@@ -107,12 +109,14 @@ job options (fio names and meanings):
                      fio's default is 1); default 0: all slots freed by one completion
                      callback go in one submit call
   --requests N       stop after N requests instead of runtime; reports RSS at start and end
+  --numjobs N        N identical jobs at once, each on its own worker thread with its own ring
+                     (fio's meaning; results are the sum, latencies merged; default 1)
 
 output:
   --json             print results as JSON instead of a table
   --compare          run the job(s) against fio (io_uring, libaio, psync), node:fs/promises
                      and node:fs with UV_USE_IO_URING=1, interleaved over rounds; with no
-                     job options runs the issue-7 bar suite
+                     job options runs the standard comparison suite (bench/RESULTS.md)
   --rounds N         rounds for --compare (default 3)
   --out PREFIX       where --compare writes PREFIX.json and PREFIX.svg (default ./bench-compare)
   -h, --help
@@ -136,6 +140,7 @@ export function parseCli(argv: string[]): Cli | null {
       batch: { type: 'string' },
       iodepth_batch_submit: { type: 'string' },
       requests: { type: 'string' },
+      numjobs: { type: 'string' },
       json: { type: 'boolean' },
       compare: { type: 'boolean' },
       rounds: { type: 'string' },
@@ -147,7 +152,7 @@ export function parseCli(argv: string[]): Cli | null {
   });
   if (values.help) return null;
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  const jobKeys = ['rw', 'rwmixread', 'bs', 'iodepth', 'direct', 'size', 'runtime', 'filename', 'requests', 'batch', 'iodepth_batch_submit'] as const;
+  const jobKeys = ['rw', 'rwmixread', 'bs', 'iodepth', 'direct', 'size', 'runtime', 'filename', 'requests', 'batch', 'iodepth_batch_submit', 'numjobs'] as const;
   const defaults = jobKeys.every((k) => values[k] === undefined);
   const apis = list(values.api ?? 'raw', APIS, '--api');
   const depths = (values.iodepth ?? '32').split(',').map((s) => parseUint(s, '--iodepth', 1));
@@ -164,6 +169,7 @@ export function parseCli(argv: string[]): Cli | null {
     engine: values.engine ?? 'auto',
     requests: values.requests === undefined ? 0 : parseUint(values.requests, '--requests', 1),
     submitBatch: parseUint(values.iodepth_batch_submit ?? '0', '--iodepth_batch_submit'),
+    numjobs: parseUint(values.numjobs ?? '1', '--numjobs', 1),
   };
   const jobs: JobSpec[] = [];
   for (const iodepth of depths) {
@@ -193,6 +199,7 @@ export function jobArgs(job: JobSpec): string[] {
   if (job.rw === 'randrw') a.push('--rwmixread', String(job.rwmixread));
   if (job.filename) a.push('--filename', job.filename);
   if (job.requests) a.push('--requests', String(job.requests));
+  if (job.numjobs > 1) a.push('--numjobs', String(job.numjobs));
   return a;
 }
 
@@ -200,5 +207,6 @@ export function describeJob(job: JobSpec): string {
   const bs = job.bs % (1 << 20) === 0 ? `${job.bs >> 20}m` : job.bs % 1024 === 0 ? `${job.bs >> 10}k` : `${job.bs}`;
   const mix = job.rw === 'randrw' ? `(${job.rwmixread}% read)` : '';
   const sb = job.api === 'raw' && job.submitBatch ? ` submit_batch=${job.submitBatch}` : '';
-  return `${job.rw}${mix} bs=${bs} iodepth=${job.iodepth}${job.direct ? ' direct' : ''}${sb}`;
+  const nj = job.numjobs > 1 ? ` numjobs=${job.numjobs}` : '';
+  return `${job.rw}${mix} bs=${bs} iodepth=${job.iodepth}${job.direct ? ' direct' : ''}${sb}${nj}`;
 }

@@ -1,10 +1,54 @@
-// blockring jobs through each of its three APIs.
+// blockring jobs through each of its three APIs; --numjobs runs each job on
+// its own worker thread with its own ring and merges the results.
+import { once } from 'node:events';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+
 import { OP, Ring, type BlockDevice, type EngineName } from '../lib/index';
-import { LatencyHistogram } from './histogram';
+import { LatencyHistogram, type HistogramSnapshot } from './histogram';
 import type { JobSpec } from './options';
 import { alignedBuffer, makeResult, nowNs, Workload, type Counts, type JobResult, type Target } from './workload';
 
+// Each result's histogram, for merging the jobs of --numjobs.
+const histograms = new WeakMap<JobResult, LatencyHistogram>();
+
+interface JobMessage {
+  result: JobResult;
+  hist: HistogramSnapshot;
+}
+
 export async function runBlockring(job: JobSpec, target: Target): Promise<JobResult> {
+  return job.numjobs > 1 ? runJobs(job, target) : runOne(job, target, 0);
+}
+
+/** fio's numjobs: the jobs start together; IOPS and bytes add up, latencies merge. */
+async function runJobs(job: JobSpec, target: Target): Promise<JobResult> {
+  const start = nowNs();
+  const cpu = process.cpuUsage(); // process-wide: every worker thread counts
+  const one = { ...job, numjobs: 1 };
+  const where = { path: target.path, size: target.size, isBlockDevice: target.isBlockDevice };
+  const workers = Array.from({ length: job.numjobs }, (_, stream) =>
+    new Worker(__filename, { workerData: { blockringJob: one, target: where, stream } }));
+  const messages = await Promise.all(workers.map(async (w) => {
+    const [m] = (await Promise.race([once(w, 'message'), once(w, 'error').then(([e]) => Promise.reject(e))])) as [JobMessage];
+    return m;
+  }));
+  const elapsedMs = (nowNs() - start) / 1e6;
+  const hist = new LatencyHistogram();
+  const counts: Counts = { reads: 0, writes: 0, errors: 0 };
+  for (const m of messages) {
+    hist.merge(m.hist);
+    counts.reads += m.result.reads;
+    counts.writes += m.result.writes;
+    counts.errors += m.result.errors;
+  }
+  const r = makeResult(messages[0]!.result.contender, job, counts, hist, elapsedMs, process.cpuUsage(cpu));
+  // Jobs start and stop within a few ms of each other; rate over the slowest.
+  r.iops = messages.reduce((sum, m) => sum + m.result.iops, 0);
+  r.bw = messages.reduce((sum, m) => sum + m.result.bw, 0);
+  return r;
+}
+
+async function runOne(job: JobSpec, target: Target, stream: number): Promise<JobResult> {
   let depth = 1;
   while (depth < job.iodepth) depth *= 2;
   // The engine name goes to the ring as given: a missing engine reports its own error.
@@ -14,7 +58,7 @@ export async function runBlockring(job: JobSpec, target: Target): Promise<JobRes
     const dev = await ring.open(target.path, { direct: job.direct, readOnly });
     const size = target.isBlockDevice ? Math.min(target.size || dev.size, dev.size) : target.size;
     const run = job.api === 'raw' ? runRaw : job.api === 'batch' ? runBatch : runPromise;
-    const r = await run(ring, dev, job, new Workload(job, size));
+    const r = await run(ring, dev, job, new Workload(job, size, stream));
     r.contender = `blockring ${job.api} (${ring.engine})`;
     return r;
   } finally {
@@ -76,6 +120,7 @@ class Run {
     }
     if (note) r.note = note;
     if (this.firstError) throw this.firstError;
+    histograms.set(r, this.hist);
     return r;
   }
 }
@@ -214,5 +259,14 @@ function runRaw(ring: Ring, dev: BlockDevice, job: JobSpec, w: Workload): Promis
     const t = nowNs();
     for (let id = 0; id < job.iodepth && run.take(t); id++) add(id);
     flush();
+  });
+}
+
+// A job of --numjobs, on its worker thread.
+if (!isMainThread && (workerData as { blockringJob?: JobSpec } | null)?.blockringJob) {
+  const d = workerData as { blockringJob: JobSpec; target: Omit<Target, 'cleanup'>; stream: number };
+  void runOne(d.blockringJob, { ...d.target, cleanup() {} }, d.stream).then((result) => {
+    const message: JobMessage = { result, hist: histograms.get(result)!.snapshot() };
+    parentPort!.postMessage(message);
   });
 }

@@ -24,6 +24,7 @@ export function fioArgs(job: JobSpec, target: Target, ioengine: string): string[
     '--output-format=json',
   ];
   if (job.rw === 'randrw') a.push(`--rwmixread=${job.rwmixread}`);
+  if (job.numjobs > 1) a.push(`--numjobs=${job.numjobs}`, '--group_reporting');
   return a;
 }
 

@@ -22,7 +22,9 @@ export class Workload {
   #cursor = 0;
   #seed = 0x9e3779b9;
 
-  constructor(job: JobSpec, size: number) {
+  /** stream: the job's index with --numjobs, so each job picks its own offsets. */
+  constructor(job: JobSpec, size: number, stream = 0) {
+    this.#seed = (this.#seed + Math.imul(stream, 0x85ebca6b)) | 0;
     this.#bs = job.bs;
     this.#blocks = Math.floor(size / job.bs);
     if (this.#blocks < 1) throw new Error(`--size ${size} is smaller than --bs ${job.bs}`);

@@ -1,8 +1,10 @@
 import os from 'node:os';
-import { BlockIoError, BlockringError, errnoName } from './errors';
+import type { Readable, Writable } from 'node:stream';
+import { abortError, BlockIoError, BlockringError, checkSignal, errnoName } from './errors';
 import { mapDevice, type MappedRegion, type MapOptions } from './mapped-region';
 import { native, type DeviceInfo } from './native';
 import { OP } from './records';
+import { createReadStream, createWriteStream, type ReadStreamOptions, type WriteStreamOptions } from './streams';
 import { checkBool, checkOptions, checkTag, checkUint, checkIoView, checkViews, typeError } from './validate';
 
 /** What a device needs from the ring that opened it. */
@@ -29,11 +31,15 @@ export interface NormalizedRequest {
   buffers: ArrayBufferView[] | null;
   offset: number;
   length: number;
+  /** Aborts the request: dropped if not yet issued, else its result is discarded. */
+  signal: AbortSignal | null;
 }
 
 export interface TagOption {
   /** SCSI task attribute; see README "Ordering". Default 'simple'. */
   tag?: 'simple' | 'ordered' | 'head';
+  /** Rejects the request with an AbortError when aborted (see README "Cancellation"). */
+  signal?: AbortSignal;
 }
 export interface WriteOptions extends TagOption {
   /** Force unit access: the write is durable when it completes (RWF_DSYNC). */
@@ -48,10 +54,10 @@ export interface WriteZeroesOptions extends TagOption {
   unmap?: boolean;
 }
 
-const READ_KEYS = ['tag'] as const;
-const WRITE_KEYS = ['tag', 'fua'] as const;
-const FLUSH_KEYS = ['tag', 'metadata'] as const;
-const WRITE_ZEROES_KEYS = ['tag', 'unmap'] as const;
+const READ_KEYS = ['tag', 'signal'] as const;
+const WRITE_KEYS = ['tag', 'signal', 'fua'] as const;
+const FLUSH_KEYS = ['tag', 'signal', 'metadata'] as const;
+const WRITE_ZEROES_KEYS = ['tag', 'signal', 'unmap'] as const;
 
 // node:fs's read/write take (buffer, bufferOffset, length, position); ours
 // take (buffer, deviceOffset, options). Say how to write the call instead.
@@ -190,7 +196,7 @@ export class BlockDevice {
     return this.#run(() => {
       const o = checkOptions(options, 'options', FLUSH_KEYS);
       const flags = checkBool(o.metadata, 'options.metadata') ? 2 : 0;
-      return this.#request(OP.flush, 'flush', checkTag(o.tag, 'options.tag'), flags, null, 0, 0);
+      return this.#request(OP.flush, 'flush', checkTag(o.tag, 'options.tag'), flags, null, 0, 0, o.signal);
     }).then(() => undefined);
   }
 
@@ -199,7 +205,7 @@ export class BlockDevice {
     return this.#run(() => {
       const o = checkOptions(options, 'options', READ_KEYS);
       return this.#request(OP.discard, 'discard', checkTag(o.tag, 'options.tag'), 0, null,
-        checkUint(offset, 'offset'), checkUint(length, 'length'));
+        checkUint(offset, 'offset'), checkUint(length, 'length'), o.signal);
     });
   }
 
@@ -209,7 +215,7 @@ export class BlockDevice {
       const o = checkOptions(options, 'options', WRITE_ZEROES_KEYS);
       const flags = checkBool(o.unmap, 'options.unmap') ? 4 : 0;
       return this.#request(OP.writeZeroes, 'writeZeroes', checkTag(o.tag, 'options.tag'), flags, null,
-        checkUint(offset, 'offset'), checkUint(length, 'length'));
+        checkUint(offset, 'offset'), checkUint(length, 'length'), o.signal);
     });
   }
 
@@ -265,6 +271,27 @@ export class BlockDevice {
     return mapDevice({ fd: this.#owner._deviceFd(this), path: this.path, size: this.size, readOnly: this.readOnly }, options);
   }
 
+  /**
+   * A Readable of bytes [start, end] (end inclusive, as fs.createReadStream),
+   * `depth` reads in flight, aligned bounce buffers under O_DIRECT.
+   */
+  createReadStream(options?: ReadStreamOptions): Readable {
+    return createReadStream(this, options);
+  }
+
+  /**
+   * A Writable that writes from `start` on, `depth` writes in flight; under
+   * O_DIRECT it stages into aligned buffers and merges a partial last block.
+   */
+  createWriteStream(options?: WriteStreamOptions): Writable {
+    return createWriteStream(this, options);
+  }
+
+  /** `await using dev = await ring.open(...)`: close() at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** @internal The open fd (servers duplicate it; it stays the ring's). */
   _fd(): number {
     if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
@@ -287,7 +314,8 @@ export class BlockDevice {
     if (op === OP.writeZeroes && checkBool(o.unmap, `${name}.unmap`)) flags |= 4;
     const off = op === OP.flush ? 0 : checkUint(o.offset, `${name}.offset`);
     const len = buffers ? totalLength(buffers) : op === OP.flush ? 0 : checkUint(o.length, `${name}.length`);
-    return { dev: this, op, opName, tag: checkTag(o.tag, `${name}.tag`), flags, buffers, offset: off, length: len };
+    const signal = checkSignal(o.signal, `${name}.signal`);
+    return { dev: this, op, opName, tag: checkTag(o.tag, `${name}.tag`), flags, buffers, offset: off, length: len, signal };
   }
 
   #checkUsable(op: number): void {
@@ -301,14 +329,17 @@ export class BlockDevice {
   #rw(op: number, opName: string, buffers: ArrayBufferView[], offset: unknown, options: unknown): Promise<number> {
     const o = checkOptions(options, 'options', op === OP.write ? WRITE_KEYS : READ_KEYS);
     const flags = op === OP.write && checkBool(o.fua, 'options.fua') ? 1 : 0;
-    return this.#request(op, opName, checkTag(o.tag, 'options.tag'), flags, buffers, checkUint(offset, 'offset'), totalLength(buffers));
+    return this.#request(op, opName, checkTag(o.tag, 'options.tag'), flags, buffers, checkUint(offset, 'offset'),
+      totalLength(buffers), o.signal);
   }
 
   #request(op: number, opName: string, tag: number, flags: number, buffers: ArrayBufferView[] | null,
-    offset: number, length: number): Promise<number> {
+    offset: number, length: number, signalOption: unknown): Promise<number> {
+    const signal = checkSignal(signalOption, 'options.signal');
     this.#checkUsable(op);
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     return withCallSite(new Promise<number>((resolve, reject) => {
-      this.#owner._enqueue({ dev: this, op, opName, tag, flags, buffers, offset, length }, { resolve, reject });
+      this.#owner._enqueue({ dev: this, op, opName, tag, flags, buffers, offset, length, signal }, { resolve, reject });
     }));
   }
 

@@ -62,6 +62,33 @@ export class BlockringError extends Error {
   }
 }
 
+/**
+ * A request or batch given an aborted `signal`, as Node's own APIs reject:
+ * `name` 'AbortError', `code` 'ABORT_ERR', the signal's reason as `cause`.
+ */
+export class AbortError extends Error {
+  readonly code = 'ABORT_ERR';
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AbortError';
+  }
+}
+
+/** Checks a `signal` option: undefined, or an AbortSignal. */
+export function checkSignal(v: unknown, name: string): AbortSignal | null {
+  if (v === undefined) return null;
+  if (!(v instanceof AbortSignal)) {
+    const e = new TypeError(`${name} must be an AbortSignal`) as TypeError & { code: string };
+    e.code = 'ERR_INVALID_ARG_TYPE';
+    throw e;
+  }
+  return v;
+}
+
+export function abortError(signal: AbortSignal): AbortError {
+  return new AbortError(undefined, { cause: signal.reason });
+}
+
 /** Turns an error thrown by the addon into the user-facing class. */
 export function fromNative(e: unknown, path?: string): Error {
   if (e instanceof Error) {

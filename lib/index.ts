@@ -1,12 +1,13 @@
 export { Ring } from './ring';
-export type { BatchRequest, CompletionsMode, EngineInfo, EngineName, OpenOptions, RequestOp, RequestResult, RingOptions } from './ring';
+export type { BatchRequest, CompletionsMode, EngineInfo, EngineName, OpenOptions, RequestOp, RequestResult, RingOptions, SubmitOptions } from './ring';
 export { BlockDevice } from './block-device';
 export type { Extent, FlushOptions, TagOption, WriteOptions, WriteZeroesOptions } from './block-device';
 export { RawQueue } from './raw-queue';
+export type { ReadStreamOptions, WriteStreamOptions } from './streams';
 export { MappedRegion } from './mapped-region';
 export type { Advice, MapMode, MapOptions, Residency, SyncOptions } from './mapped-region';
 export type { NullEngineOptions, NullFault, NullFaultOp } from './null-engine';
-export { BlockIoError, BlockringError, errnoName } from './errors';
+export { AbortError, BlockIoError, BlockringError, errnoName } from './errors';
 export { FLAG, OP, TAG } from './records';
 export type { Tag } from './validate';
 export { addressAlignment, allocAligned, BufferPool } from './aligned';

@@ -185,6 +185,12 @@ export class MappedRegion {
     return { pages: map.length, resident, map };
   }
 
+  /** `await using region = dev.map()`: unmap() at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.unmap();
+    return Promise.resolve();
+  }
+
   /**
    * Unmaps; every buffer handed out is detached first. Requests in flight on
    * the region's memory keep the pages mapped until they complete. Idempotent.

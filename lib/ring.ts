@@ -3,7 +3,7 @@ import type { WriteLog } from './write-log';
 import { Qcow2Device } from './format/qcow2';
 
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
-import { BlockIoError, BlockringError, fromNative } from './errors';
+import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative } from './errors';
 import { BufferPool } from './aligned';
 import { native, type DeviceInfo, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
 import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
@@ -103,12 +103,20 @@ export interface BatchRequest {
   fua?: boolean;
   metadata?: boolean;
   unmap?: boolean;
+  /** Aborting it fails this request alone with an AbortError (see README "Cancellation"). */
+  signal?: AbortSignal;
+}
+
+export interface SubmitOptions {
+  /** Aborting it rejects the whole submit() with an AbortError (see README "Cancellation"). */
+  signal?: AbortSignal;
 }
 
 export interface RequestResult {
   /** Bytes transferred (read/write), bytes covered (discard/writeZeroes), 0 for flush or on error. */
   bytes: number;
-  error?: BlockIoError | BlockringError;
+  /** The request failed (BlockIoError, BlockringError), or its `signal` aborted it (AbortError). */
+  error?: BlockIoError | BlockringError | AbortError;
   /** With `trace`: ring-wide sequence number when the request was issued to the engine. */
   issued?: number;
   /** With `trace`: ring-wide sequence number when it completed. */
@@ -126,11 +134,16 @@ interface Pending {
   settle: Settle | null;
   batch: Batch | null;
   index: number;
+  /** Aborted after it reached the engine: its completion is only bookkeeping. */
+  aborted: boolean;
+  /** Removes the abort listener. */
+  unlisten: (() => void) | null;
 }
 
 const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine', 'completions'] as const;
 const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive', 'format', 'cacheSize', 'writeLog'] as const;
-const REQUEST_KEYS = ['op', 'dev', 'buffer', 'buffers', 'offset', 'length', 'tag', 'fua', 'metadata', 'unmap'] as const;
+const REQUEST_KEYS = ['op', 'dev', 'buffer', 'buffers', 'offset', 'length', 'tag', 'fua', 'metadata', 'unmap', 'signal'] as const;
+const SUBMIT_KEYS = ['signal'] as const;
 
 const SQ_INITIAL = 256;
 const RAW_SQ_CAPACITY = 4096;
@@ -143,6 +156,17 @@ const SYSCALLS: Record<string, string> = {
   read: 'pread', write: 'pwrite', readv: 'preadv', writev: 'pwritev', flush: 'fdatasync',
   discard: 'fallocate', writeZeroes: 'fallocate',
 };
+
+// Aborting a submitted batch: every request is in the engine, so the results
+// are discarded (buffers stay pinned until completion).
+function withSignal<T>(done: Promise<T>, signal: AbortSignal | null): Promise<T> {
+  if (!signal) return done;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    done.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
 
 /**
  * One io_uring instance (or fallback engine) bound to the event loop of the
@@ -300,11 +324,18 @@ export class Ring implements DeviceOwner {
    * request, never by rejecting). Invalid requests reject before any is
    * submitted.
    */
-  submit(requests: BatchRequest[]): Promise<RequestResult[]> {
-    if (Array.isArray(requests) && requests.some((r) => (r as { dev?: unknown } | null)?.dev instanceof Qcow2Device)) {
-      return this.#submitWithImages(requests);
-    }
+  submit(requests: BatchRequest[], options?: SubmitOptions): Promise<RequestResult[]> {
     let normalized: NormalizedRequest[];
+    let signal: AbortSignal | null;
+    try {
+      signal = checkSignal(checkOptions(options, 'options', SUBMIT_KEYS).signal, 'options.signal');
+      if (signal?.aborted) throw abortError(signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (Array.isArray(requests) && requests.some((r) => (r as { dev?: unknown } | null)?.dev instanceof Qcow2Device)) {
+      return withSignal(this.#submitWithImages(requests), signal);
+    }
     try {
       this.#checkOpen();
       normalized = this.#normalizeBatch(requests);
@@ -315,12 +346,18 @@ export class Ring implements DeviceOwner {
     // Earlier single requests go first (they are older), then the batch as
     // one atomic submission.
     this.#flush();
-    return new Promise<RequestResult[]>((resolve, reject) => {
+    const done = new Promise<RequestResult[]>((resolve, reject) => {
       const batch: Batch = { results: new Array<RequestResult>(normalized.length), remaining: normalized.length, resolve };
       for (let i = 0; i < normalized.length; i++) this.#enqueue(normalized[i]!, null, batch, i);
       const failure = this.#flush(true);
       if (failure) reject(failure);
     });
+    return withSignal(done, signal);
+  }
+
+  /** `await using ring = new Ring()`: close() at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   // A batch naming qcow2 devices: every request is validated first (all or
@@ -447,7 +484,14 @@ export class Ring implements DeviceOwner {
       this.#sq = grown;
     }
     const id = this.#freeIds.length ? this.#freeIds.pop()! : this.#pending.length;
-    this.#pending[id] = { req, settle, batch, index };
+    const p: Pending = { req, settle, batch, index, aborted: false, unlisten: null };
+    this.#pending[id] = p;
+    if (req.signal) {
+      const signal = req.signal;
+      const onAbort = (): void => this.#abort(id, p);
+      signal.addEventListener('abort', onAbort, { once: true });
+      p.unlisten = () => signal.removeEventListener('abort', onAbort);
+    }
     const sq = this.#sq;
     const b = this.#queued * SQ_STRIDE;
     sq[b + SQ_ID] = id;
@@ -528,7 +572,30 @@ export class Ring implements DeviceOwner {
     const p = this.#pending[id]!;
     this.#pending[id] = undefined;
     this.#freeIds.push(id);
+    p.unlisten?.();
     p.req.dev._inflight--;
+  }
+
+  // A request's signal fired. Still queued here (not yet handed to the
+  // engine): drop its record. Otherwise the engine has it: fail it now and
+  // let its completion, when the kernel is done with the buffer, only free
+  // the slot. The engines have no cancellation of an issued request.
+  #abort(id: number, p: Pending): void {
+    if (this.#pending[id] !== p || p.aborted) return;
+    const err = abortError(p.req.signal!);
+    const sq = this.#sq;
+    for (let i = 0; i < this.#queued; i++) {
+      if (sq[i * SQ_STRIDE + SQ_ID] !== id) continue;
+      // Its buffers stay in #queuedBuffers (indices of later records hold).
+      sq.copyWithin(i * SQ_STRIDE, (i + 1) * SQ_STRIDE, this.#queued * SQ_STRIDE);
+      this.#queued--;
+      this.#forget(id);
+      this.#deliver(p, 0, 0, 0, err);
+      if (this.#waiters.length) this.#runWaiters();
+      return;
+    }
+    p.aborted = true;
+    this.#deliver(p, 0, 0, 0, err);
   }
 
   #onComplete(count: number, rawCount: number): void {
@@ -549,8 +616,13 @@ export class Ring implements DeviceOwner {
     const p = this.#pending[id]!;
     this.#pending[id] = undefined;
     this.#freeIds.push(id);
+    p.req.dev._inflight--;
+    p.unlisten?.();
+    if (!p.aborted) this.#deliver(p, res, issued, completed, failure);
+  }
+
+  #deliver(p: Pending, res: number, issued: number, completed: number, failure: Error | null): void {
     const req = p.req;
-    req.dev._inflight--;
     const error = failure ?? (res < 0 ? this.#ioError(req, -res) : null);
     if (p.settle) {
       if (error) p.settle.reject(error);
@@ -558,7 +630,7 @@ export class Ring implements DeviceOwner {
     } else {
       const batch = p.batch!;
       const r: RequestResult = { bytes: error ? 0 : res };
-      if (error) r.error = error as BlockIoError;
+      if (error) r.error = error as BlockIoError | AbortError;
       if (this.#trace) {
         r.issued = issued;
         r.completed = completed;

@@ -76,6 +76,23 @@ describe('blockring-bench CLI', () => {
     expect(x!.rss!.end).toBeGreaterThan(0);
   });
 
+  it('--numjobs N runs N jobs on worker threads and adds them up', () => {
+    const r = bench(['--rw', 'randrw', '--bs', '4k', '--iodepth', '2', '--size', '256k', '--numjobs', '3',
+      '--requests', '700', '--api', 'raw,promise', '--json', '--filename', path.join(t.dir, 'f')]);
+    expect(r.status).toBe(0);
+    for (const x of (JSON.parse(r.stdout) as { results: Result[] }).results) {
+      expect(x.ios).toBe(3 * 700);
+      expect(x.reads).toBeGreaterThan(0);
+      expect(x.writes).toBeGreaterThan(0);
+      expect(x.ios).toBe(x.reads + x.writes);
+      expect(x.job.numjobs).toBe(3);
+      expect(x.contender).toMatch(/^blockring (raw|promise) \(io_uring\)$/);
+      expect(x.iops).toBeGreaterThan(0);
+      expect(x.clat.p50).toBeLessThanOrEqual(x.clat.p99);
+      expect(x.clat.p99).toBeLessThanOrEqual(x.clat.max);
+    }
+  });
+
   it('passes --engine to the ring and reports its error', () => {
     const r = bench(['--engine', 'no-such-engine', '--size', '64k', '--runtime', '0.1', '--filename', path.join(t.dir, 'f')]);
     expect(r.status).toBe(1);

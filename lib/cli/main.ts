@@ -3,11 +3,12 @@
 // module exports a `Subcommand`; add it to SUBCOMMANDS below.
 import { bench } from './bench';
 import { create } from './create';
+import { image } from './image';
 import { nbd } from './nbd';
 import type { Subcommand } from './subcommand';
 import { vhostUserBlk } from './vhost-user-blk';
 
-const SUBCOMMANDS: readonly Subcommand[] = [bench, create, nbd, vhostUserBlk];
+const SUBCOMMANDS: readonly Subcommand[] = [bench, create, image, nbd, vhostUserBlk];
 
 function usage(): string {
   const width = Math.max(...SUBCOMMANDS.map((c) => c.name.length));

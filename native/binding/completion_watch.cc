@@ -1,7 +1,6 @@
 #include "completion_watch.h"
 
 #include <errno.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include <condition_variable>
@@ -9,6 +8,7 @@
 #include <thread>
 
 #include "../kernel/eventfd.h"
+#include "../kernel/file.h"
 
 namespace blockring {
 namespace {
@@ -98,7 +98,7 @@ class ThreadWatch final : public CompletionWatch {
   explicit ThreadWatch(CompletionListener* l) : listener(l) {}
 
   ~ThreadWatch() override {
-    if (stop_fd_ >= 0) close(stop_fd_);
+    if (stop_fd_ >= 0) CloseFd(stop_fd_);
   }
 
   int Start(napi_env env, int fd, const char** what) {

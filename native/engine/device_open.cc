@@ -63,7 +63,7 @@ int OpenDevice(const char* path, const DeviceOpenOptions& o, DeviceOpened* out) 
   if (fd < 0) return Fail(out, fd, syscall, "cannot open device");
   int r = Inspect(fd, o, out);
   if (r < 0) {
-    CloseFile(fd);
+    CloseFd(fd);
     return r;
   }
   out->fd = fd;
@@ -72,6 +72,6 @@ int OpenDevice(const char* path, const DeviceOpenOptions& o, DeviceOpened* out) 
 
 int TruncateDevice(int fd, uint64_t size) { return TruncateFile(fd, size); }
 
-void CloseDeviceFd(int fd) { CloseFile(fd); }
+void CloseDeviceFd(int fd) { CloseFd(fd); }
 
 }  // namespace blockring

@@ -1,9 +1,12 @@
 #include "engine.h"
 
 #include <errno.h>
-#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include "../kernel/eventfd.h"
+#include "../kernel/file.h"
 
 namespace blockring {
 namespace {
@@ -33,9 +36,9 @@ Engine::~Engine() {
   // and the eventfd they signal go away.
   backend_.reset();
   for (auto& dev : devices_) {
-    if (dev->fd >= 0) close(dev->fd);
+    if (dev->fd >= 0) CloseFd(dev->fd);
   }
-  if (eventfd_ >= 0) close(eventfd_);
+  if (eventfd_ >= 0) CloseFd(eventfd_);
 }
 
 int Engine::Init() {
@@ -83,7 +86,7 @@ void Engine::DeviceResized(Device* dev, uint64_t size) {
 
 void Engine::FreeDevice(Device* dev) {
   backend_->ReleaseDevice(dev);
-  close(dev->fd);
+  CloseFd(dev->fd);
   dev->fd = -1;
   free_handles_.push_back(dev->handle);
 }
@@ -249,7 +252,8 @@ void Engine::Drain(CompletionSink* sink) {
       if (in_backend_) {
         backend_->Wait();
       } else {
-        usleep(1000);  // submission refused for now; try again shortly
+        // Submission refused for now; try again shortly.
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
     }
   }

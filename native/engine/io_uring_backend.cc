@@ -1,31 +1,24 @@
 #include "io_uring_backend.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/falloc.h>
 #include <linux/fs.h>
-#include <sys/ioctl.h>
 
+#include "../kernel/io_limits.h"
 #include "../kernel/io_uring.h"
-
 #include "device.h"
+#include "io_policy.h"
 
 namespace blockring {
 namespace {
 
-// sqe->len is 32 bits; the kernel moves at most MAX_RW_COUNT per call anyway
-// and the engine resubmits the rest as a short transfer.
-constexpr uint32_t kIovMax = 1024;
 constexpr uint8_t kAttemptUringDiscard = 1;
-
-uint32_t ClampLen(size_t len) { return len > 0x7ffff000u ? 0x7ffff000u : static_cast<uint32_t>(len); }
 
 class IoUringBackend final : public Backend {
  public:
   ~IoUringBackend() override { UringTeardown(&q_); }
 
-  int Setup(uint32_t depth, unsigned direct_chunk, std::string* why) {
-    direct_chunk_ = direct_chunk;
+  int Setup(uint32_t depth, unsigned direct_submit_batch, std::string* why) {
+    direct_submit_batch_ = direct_submit_batch;
     int r = UringSetup(depth, depth * 2, &q_);
     if (r < 0) {
       *why = "io_uring_setup failed";
@@ -64,76 +57,52 @@ class IoUringBackend final : public Backend {
     io_uring_sqe* sqe = UringGetSqe(&q_);
     if (!sqe) return false;
     if (r->dev->config.direct) staged_direct_++;
-    sqe->fd = r->dev->fd;
-    sqe->user_data = reinterpret_cast<uintptr_t>(r);
+    int fd = r->dev->fd;
+    uint64_t data = reinterpret_cast<uintptr_t>(r);
     switch (r->op) {
       case Op::kRead:
       case Op::kWrite: {
         bool write = r->op == Op::kWrite;
-        sqe->off = r->RemainingOffset();
-        sqe->rw_flags = (r->flags & kFlagFua) ? RWF_DSYNC : 0;
+        uint64_t off = r->RemainingOffset();
+        int flags = (r->flags & kFlagFua) ? RWF_DSYNC : 0;
+        const iovec& first = r->iov[0];
         if (r->iovcnt == 1 && (r->flags & kFlagFixedBuffer) && has_fixed_) {
-          sqe->opcode = write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED;
-          sqe->buf_index = r->buf_index;
-          sqe->addr = reinterpret_cast<uintptr_t>(r->iov[0].iov_base);
-          sqe->len = ClampLen(r->iov[0].iov_len);
+          UringPrepRwFixed(sqe, write, fd, first.iov_base, ClampLen(first.iov_len), off, flags, r->buf_index, data);
         } else if (r->iovcnt == 1 && has_read_) {
-          sqe->opcode = write ? IORING_OP_WRITE : IORING_OP_READ;
-          sqe->addr = reinterpret_cast<uintptr_t>(r->iov[0].iov_base);
-          sqe->len = ClampLen(r->iov[0].iov_len);
+          UringPrepRw(sqe, write ? IORING_OP_WRITE : IORING_OP_READ, fd, first.iov_base, ClampLen(first.iov_len), off,
+                      flags, data);
         } else {
-          // Past IOV_MAX the kernel refuses the call: send the first
-          // IOV_MAX and let the engine resubmit the rest as a short transfer.
-          sqe->opcode = write ? IORING_OP_WRITEV : IORING_OP_READV;
-          sqe->addr = reinterpret_cast<uintptr_t>(r->iov);
-          sqe->len = r->iovcnt > kIovMax ? kIovMax : r->iovcnt;
+          UringPrepRw(sqe, write ? IORING_OP_WRITEV : IORING_OP_READV, fd, r->iov, ClampIovcnt(r->iovcnt), off, flags,
+                      data);
         }
         break;
       }
       case Op::kFlush:
-        sqe->opcode = IORING_OP_FSYNC;
-        sqe->fsync_flags = (r->flags & kFlagFlushMetadata) ? 0 : IORING_FSYNC_DATASYNC;
+        UringPrepFsync(sqe, fd, !(r->flags & kFlagFlushMetadata), data);
         break;
       case Op::kDiscard:
         if (r->dev->config.is_block_device && uring_discard_) {
-          // Asynchronous BLKDISCARD (6.12+). Older kernels fail it with
-          // EINVAL/EOPNOTSUPP/ENOTTY; Reap then falls back to fallocate.
-          sqe->opcode = IORING_OP_URING_CMD;
-          SqeSetCmdOp(sqe, BLOCK_URING_CMD_DISCARD);
-          sqe->addr = r->offset;
-          SqeSetAddr3(sqe, r->length);
+          // Older kernels fail the command with EINVAL/EOPNOTSUPP/ENOTTY;
+          // Reap then falls back to fallocate.
+          UringPrepDiscard(sqe, fd, r->offset, r->length, data);
           r->attempt = kAttemptUringDiscard;
           break;
         }
         [[fallthrough]];
-      case Op::kWriteZeroes: {
-        // Files: deallocate (discard, or zeroes with unmap) or zero a range.
-        // Block devices: fallocate is BLKZEROOUT (unmapping with
-        // PUNCH_HOLE), so a discard there still reads back as zeros.
-        int mode = (r->op == Op::kDiscard || (r->flags & kFlagUnmap))
-                       ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
-                       : FALLOC_FL_ZERO_RANGE;
-        sqe->opcode = IORING_OP_FALLOCATE;
-        sqe->off = r->offset;
-        sqe->addr = r->length;  // fallocate takes the length in addr
-        sqe->len = static_cast<uint32_t>(mode);
+      case Op::kWriteZeroes:
+        UringPrepFallocate(sqe, fd, FallocateMode(*r), r->offset, r->length, data);
         break;
-      }
     }
     return true;
   }
 
   int Submit() override {
-    if (!staged_direct_ || !direct_chunk_) return UringEnter(&q_, 0);
-    // O_DIRECT: the block layer plugs any submission of more than two
-    // requests and starts the device only when the whole batch is issued.
-    // Submitting in small chunks lets the device start on the first
-    // requests while the kernel issues the rest (measured on virtio-blk at
-    // depth 32: ~15% more IOPS with chunks of 2; bench/RESULTS.md).
+    unsigned chunk = SubmitChunk(UringSqPending(&q_), staged_direct_, direct_submit_batch_);
     staged_direct_ = 0;
+    if (chunk >= UringSqPending(&q_)) return UringEnter(&q_, 0);
     int total = 0;
     while (UringSqPending(&q_)) {
-      int n = UringEnter(&q_, 0, direct_chunk_);
+      int n = UringEnter(&q_, 0, chunk);
       if (n <= 0) return total ? total : n;
       total += n;
     }
@@ -191,7 +160,7 @@ class IoUringBackend final : public Backend {
   bool has_fixed_ = false;
   bool uring_discard_ = false;
   unsigned staged_direct_ = 0;  // O_DIRECT requests among the staged SQEs
-  unsigned direct_chunk_ = 2;
+  unsigned direct_submit_batch_ = 2;
 };
 
 }  // namespace

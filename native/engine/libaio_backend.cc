@@ -1,56 +1,27 @@
 #include "libaio_backend.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <linux/fs.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <vector>
 
 #include "../kernel/aio.h"
 #include "../kernel/eventfd.h"
+#include "../kernel/io_limits.h"
 #include "device.h"
+#include "io_policy.h"
 #include "threads_backend.h"
 
 namespace blockring {
 namespace {
-
-// aio_nbytes is 64 bits, but the kernel moves at most MAX_RW_COUNT per call;
-// the engine resubmits the rest as a short transfer.
-uint64_t ClampLen(size_t len) { return len > 0x7ffff000u ? 0x7ffff000u : len; }
-
-// Whether IOCB_CMD_FDSYNC works (Linux 4.18+; before, io_submit says
-// EINVAL). Tried once on a memfd, which every kernel with aio fsync accepts.
-bool ProbeAioFsync(AioContext* ctx) {
-  int fd = memfd_create("blockring-aio-probe", MFD_CLOEXEC);
-  if (fd < 0) return false;
-  iocb cb;
-  memset(&cb, 0, sizeof(cb));
-  cb.aio_lio_opcode = IOCB_CMD_FDSYNC;
-  cb.aio_fildes = static_cast<uint32_t>(fd);
-  iocb* list[1] = {&cb};
-  bool ok = false;
-  if (AioSubmit(ctx, list, 1) == 1) {
-    io_event ev;
-    int n;
-    do {
-      n = AioReap(ctx, &ev, 1);
-      if (n == 0) usleep(100);  // a no-op fsync completes almost at once
-    } while (n == 0);
-    ok = n == 1 && ev.res == 0;
-  }
-  close(fd);
-  return ok;
-}
 
 class LibaioBackend final : public Backend {
  public:
   explicit LibaioBackend(const LibaioOptions& opts)
       : depth_(opts.depth),
         buffered_to_threads_(opts.buffered_to_threads),
-        direct_chunk_(opts.direct_submit_batch),
+        direct_submit_batch_(opts.direct_submit_batch),
         helper_(opts.threads) {}
 
   ~LibaioBackend() override { AioDestroy(&ctx_); }
@@ -66,7 +37,7 @@ class LibaioBackend final : public Backend {
       *why = r == -ENOSYS ? "io_setup: kernel built without AIO" : "io_setup failed";
       return r;
     }
-    aio_fsync_ = ProbeAioFsync(&ctx_);
+    aio_fsync_ = AioProbeFsync(&ctx_);
     iocbs_.resize(depth_);
     ptrs_.resize(depth_);
     for (uint32_t i = 0; i < depth_; i++) ptrs_[i] = &iocbs_[i];
@@ -93,28 +64,20 @@ class LibaioBackend final : public Backend {
     if (staged_ == iocbs_.size()) return false;
     if (r->dev->config.direct) staged_direct_++;
     iocb* cb = &iocbs_[staged_++];
-    memset(cb, 0, sizeof(*cb));
-    cb->aio_data = reinterpret_cast<uintptr_t>(r);
-    cb->aio_fildes = static_cast<uint32_t>(r->dev->fd);
-    cb->aio_flags = IOCB_FLAG_RESFD;
-    cb->aio_resfd = static_cast<uint32_t>(eventfd_);
+    uint64_t data = reinterpret_cast<uintptr_t>(r);
+    int fd = r->dev->fd;
     if (r->op == Op::kFlush) {
-      cb->aio_lio_opcode = (r->flags & kFlagFlushMetadata) ? IOCB_CMD_FSYNC : IOCB_CMD_FDSYNC;
+      AioPrepFsync(cb, fd, !(r->flags & kFlagFlushMetadata), data, eventfd_);
       return true;
     }
     bool write = r->op == Op::kWrite;
-    cb->aio_offset = static_cast<int64_t>(r->RemainingOffset());
-    if (write && (r->flags & kFlagFua)) cb->aio_rw_flags = RWF_DSYNC;  // Linux 4.13+
+    int flags = write && (r->flags & kFlagFua) ? RWF_DSYNC : 0;  // Linux 4.13+
     if (r->iovcnt == 1) {
-      cb->aio_lio_opcode = write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD;
-      cb->aio_buf = reinterpret_cast<uintptr_t>(r->iov[0].iov_base);
-      cb->aio_nbytes = ClampLen(r->iov[0].iov_len);
+      AioPrepRw(cb, write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD, fd, r->iov[0].iov_base, ClampLen(r->iov[0].iov_len),
+                r->RemainingOffset(), flags, data, eventfd_);
     } else {
-      // The kernel refuses more than IOV_MAX iovecs: send that many, the
-      // engine resubmits the rest as a short transfer.
-      cb->aio_lio_opcode = write ? IOCB_CMD_PWRITEV : IOCB_CMD_PREADV;
-      cb->aio_buf = reinterpret_cast<uintptr_t>(r->iov);
-      cb->aio_nbytes = r->iovcnt > IOV_MAX ? IOV_MAX : r->iovcnt;
+      AioPrepRw(cb, write ? IOCB_CMD_PWRITEV : IOCB_CMD_PREADV, fd, r->iov, ClampIovcnt(r->iovcnt),
+                r->RemainingOffset(), flags, data, eventfd_);
     }
     return true;
   }
@@ -123,9 +86,7 @@ class LibaioBackend final : public Backend {
     helper_.Kick();
     int total = 0;
     uint32_t pos = 0;
-    // Small chunks with O_DIRECT: a larger io_submit is plugged and the
-    // device starts only when the whole batch is issued (see io_uring).
-    uint32_t chunk = staged_direct_ && direct_chunk_ ? direct_chunk_ : staged_;
+    uint32_t chunk = SubmitChunk(staged_, staged_direct_, direct_submit_batch_);
     while (pos < staged_) {
       uint32_t n = staged_ - pos < chunk ? staged_ - pos : chunk;
       int r = AioSubmit(&ctx_, &ptrs_[pos], static_cast<long>(n));
@@ -174,7 +135,7 @@ class LibaioBackend final : public Backend {
  private:
   const uint32_t depth_;
   const bool buffered_to_threads_;
-  const unsigned direct_chunk_;
+  const unsigned direct_submit_batch_;
   uint32_t staged_direct_ = 0;  // O_DIRECT iocbs among the staged ones
   AioContext ctx_;
   bool aio_fsync_ = false;

@@ -1,17 +1,16 @@
 #include "mmap_backend.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/falloc.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "../kernel/block_device.h"
 #include "../kernel/eventfd.h"
+#include "../kernel/file.h"
 #include "../kernel/mmap.h"
 #include "device.h"
+#include "io_policy.h"
 
 namespace blockring {
 namespace {
@@ -93,13 +92,9 @@ class MmapBackend final : public Backend {
       case Op::kFlush:
         return Flush(r);
       case Op::kDiscard:
-      case Op::kWriteZeroes: {
-        // Same file semantics as the io_uring backend; the kernel drops the
-        // affected pages from every mapping.
-        int mode = (r->op == Op::kDiscard || (r->flags & kFlagUnmap)) ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
-                                                                       : FALLOC_FL_ZERO_RANGE;
-        return fallocate(r->dev->fd, mode, static_cast<off_t>(r->offset), static_cast<off_t>(r->length)) < 0 ? -errno : 0;
-      }
+      case Op::kWriteZeroes:
+        // The kernel drops the affected pages from every mapping.
+        return FileFallocate(r->dev->fd, FallocateMode(*r), r->offset, r->length);
     }
     return -EINVAL;
   }
@@ -117,7 +112,8 @@ class MmapBackend final : public Backend {
     if (e < 0) return e;
     uint64_t size = g.size;
     if (need > size && !g.is_block_device) {
-      if (ftruncate(dev->fd, static_cast<off_t>(need)) < 0) return -errno;
+      e = TruncateFile(dev->fd, need);
+      if (e < 0) return e;
       size = need;
     }
     uint64_t want = RoundUp(size, PageSize());
@@ -171,9 +167,9 @@ class MmapBackend final : public Backend {
     int fd = r->dev->fd;
     // msync(MS_SYNC) is fdatasync over the mapped range; fsync also writes
     // the inode. Without a mapping nothing was written through one.
-    if (r->flags & kFlagFlushMetadata) return fsync(fd) < 0 ? -errno : 0;
+    if (r->flags & kFlagFlushMetadata) return FileSync(fd, true);
     View* v = ViewOf(r->dev);
-    if (!v->base || !v->size) return fdatasync(fd) < 0 ? -errno : 0;
+    if (!v->base || !v->size) return FileSync(fd, false);
     return SyncMemory(v->base, RoundUp(v->size, PageSize()), false);
   }
 

@@ -1,54 +1,31 @@
 #include "threads_backend.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <linux/falloc.h>
-#include <linux/fs.h>
 #include <signal.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
 #include "../kernel/eventfd.h"
+#include "../kernel/file.h"
 #include "device.h"
+#include "io_policy.h"
 
 namespace blockring {
 
 int64_t RunBlocking(const Request& r, int fd) {
-  // More iovecs than the kernel takes in one call: send the first IOV_MAX;
-  // the engine resubmits the rest as a short transfer.
-  int iovcnt = r.iovcnt > IOV_MAX ? IOV_MAX : static_cast<int>(r.iovcnt);
-  off_t off = static_cast<off_t>(r.RemainingOffset());
-  ssize_t n = -1;
+  // More iovecs than the kernel takes in one call go as the first
+  // kIovMax; the engine resubmits the rest as a short transfer.
+  uint64_t off = r.RemainingOffset();
   switch (r.op) {
     case Op::kRead:
-      n = preadv(fd, r.iov, iovcnt, off);
-      break;
+      return FileReadv(fd, r.iov, r.iovcnt, off);
     case Op::kWrite:
-      if (!(r.flags & kFlagFua)) {
-        n = pwritev(fd, r.iov, iovcnt, off);
-        break;
-      }
-      n = pwritev2(fd, r.iov, iovcnt, off, RWF_DSYNC);
-      if (n < 0 && (errno == ENOSYS || errno == EOPNOTSUPP)) {
-        // Before Linux 4.7 there is no RWF_DSYNC: write, then fdatasync.
-        n = pwritev(fd, r.iov, iovcnt, off);
-        if (n >= 0 && fdatasync(fd) < 0) n = -1;
-      }
-      break;
+      return FileWritev(fd, r.iov, r.iovcnt, off, r.flags & kFlagFua);
     case Op::kFlush:
-      n = (r.flags & kFlagFlushMetadata) ? fsync(fd) : fdatasync(fd);
-      break;
+      return FileSync(fd, r.flags & kFlagFlushMetadata);
     case Op::kDiscard:
-    case Op::kWriteZeroes: {
-      // Same modes as the io_uring backend's IORING_OP_FALLOCATE.
-      int mode = (r.op == Op::kDiscard || (r.flags & kFlagUnmap)) ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
-                                                                    : FALLOC_FL_ZERO_RANGE;
-      n = fallocate(fd, mode, static_cast<off_t>(r.offset), static_cast<off_t>(r.length));
-      break;
-    }
+    case Op::kWriteZeroes:
+      return FileFallocate(fd, FallocateMode(r), r.offset, r.length);
   }
-  return n < 0 ? -errno : n;
+  return -EINVAL;
 }
 
 WorkerPool::~WorkerPool() {

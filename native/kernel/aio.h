@@ -26,6 +26,16 @@ void AioDestroy(AioContext* ctx);
 // the first one. Each iocb may be reused as soon as this returns.
 int AioSubmit(const AioContext* ctx, iocb** iocbs, long n);
 
+// iocb encoders (on an iocb the caller may reuse): completion reported
+// through resfd (IOCB_FLAG_RESFD) with data as aio_data.
+void AioPrepRw(iocb* cb, uint16_t opcode, int fd, const void* buf, uint64_t nbytes, uint64_t offset, int rw_flags,
+               uint64_t data, int resfd);
+void AioPrepFsync(iocb* cb, int fd, bool datasync, uint64_t data, int resfd);
+
+// Whether IOCB_CMD_FDSYNC works (Linux 4.18+; before, io_submit says
+// EINVAL). Tried once on a memfd, which every kernel with aio fsync accepts.
+bool AioProbeFsync(AioContext* ctx);
+
 // Non-blocking: copies up to max completions into events. Reads the user
 // ring without a syscall when possible, else io_getevents with a zero timeout.
 int AioReap(AioContext* ctx, io_event* events, unsigned max);

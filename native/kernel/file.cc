@@ -2,10 +2,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io_limits.h"
+
 namespace blockring {
+namespace {
+
+int64_t Ret(ssize_t n) { return n < 0 ? -errno : n; }
+
+}  // namespace
 
 int OpenDeviceFile(const char* path, const OpenRequest& req, const char** syscall) {
   int flags = (req.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (req.create ? O_CREAT : 0) | (req.direct ? O_DIRECT : 0);
@@ -26,14 +34,14 @@ int OpenDeviceFile(const char* path, const OpenRequest& req, const char** syscal
     *syscall = "fstat";
     if (fstat(fd, &st) < 0) {
       int e = -errno;
-      close(fd);
+      CloseFd(fd);
       return e;
     }
     if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < req.size) {
       *syscall = "ftruncate";
       int e = TruncateFile(fd, req.size);
       if (e < 0) {
-        close(fd);
+        CloseFd(fd);
         return e;
       }
     }
@@ -50,6 +58,34 @@ int TruncateFile(int fd, uint64_t size) {
   return r < 0 ? -errno : 0;
 }
 
-int CloseFile(int fd) { return close(fd) < 0 ? -errno : 0; }
+int DuplicateFd(int fd) {
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return r < 0 ? -errno : r;
+}
+
+int CloseFd(int fd) { return close(fd) < 0 ? -errno : 0; }
+
+int64_t FileReadv(int fd, const iovec* iov, uint32_t iovcnt, uint64_t offset) {
+  return Ret(preadv(fd, iov, static_cast<int>(ClampIovcnt(iovcnt)), static_cast<off_t>(offset)));
+}
+
+int64_t FileWritev(int fd, const iovec* iov, uint32_t iovcnt, uint64_t offset, bool dsync) {
+  int n = static_cast<int>(ClampIovcnt(iovcnt));
+  off_t off = static_cast<off_t>(offset);
+  if (!dsync) return Ret(pwritev(fd, iov, n, off));
+  ssize_t r = pwritev2(fd, iov, n, off, RWF_DSYNC);
+  if (r < 0 && (errno == ENOSYS || errno == EOPNOTSUPP)) {
+    // Before Linux 4.7 there is no RWF_DSYNC: write, then fdatasync.
+    r = pwritev(fd, iov, n, off);
+    if (r >= 0 && fdatasync(fd) < 0) r = -1;
+  }
+  return Ret(r);
+}
+
+int FileSync(int fd, bool metadata) { return (metadata ? fsync(fd) : fdatasync(fd)) < 0 ? -errno : 0; }
+
+int FileFallocate(int fd, int mode, uint64_t offset, uint64_t length) {
+  return fallocate(fd, mode, static_cast<off_t>(offset), static_cast<off_t>(length)) < 0 ? -errno : 0;
+}
 
 }  // namespace blockring

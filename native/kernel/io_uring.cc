@@ -8,6 +8,8 @@
 
 #include <memory>
 
+#include "barrier.h"
+
 namespace blockring {
 namespace {
 
@@ -119,7 +121,7 @@ void UringTeardown(UringQueue* q) {
 
 io_uring_sqe* UringGetSqe(UringQueue* q) {
   // Acquire pairs with the kernel's release of sq_head after it has read SQEs.
-  unsigned head = __atomic_load_n(q->sq_head, __ATOMIC_ACQUIRE);
+  unsigned head = LoadAcquire(q->sq_head);
   if (q->sqe_tail - head >= q->sq_entries) return nullptr;
   io_uring_sqe* sqe = &q->sqes[q->sqe_tail & q->sq_mask];
   q->sqe_tail++;
@@ -128,12 +130,12 @@ io_uring_sqe* UringGetSqe(UringQueue* q) {
 }
 
 unsigned UringSqPending(const UringQueue* q) {
-  return q->sqe_tail - __atomic_load_n(q->sq_head, __ATOMIC_ACQUIRE);
+  return q->sqe_tail - LoadAcquire(q->sq_head);
 }
 
 int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit) {
   // Release makes the SQE contents visible before the kernel sees the new tail.
-  if (*q->sq_tail != q->sqe_tail) __atomic_store_n(q->sq_tail, q->sqe_tail, __ATOMIC_RELEASE);
+  if (*q->sq_tail != q->sqe_tail) StoreRelease(q->sq_tail, q->sqe_tail);
   // Everything published and not yet consumed, including SQEs a previous
   // enter left behind.
   unsigned to_submit = UringSqPending(q);
@@ -148,7 +150,7 @@ int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit) {
 
 unsigned UringCqReady(const UringQueue* q) {
   // Acquire pairs with the kernel's release of cq_tail after writing CQEs.
-  return __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE) - *q->cq_head;
+  return LoadAcquire(q->cq_tail) - *q->cq_head;
 }
 
 io_uring_cqe* UringCqeAt(UringQueue* q, unsigned i) {
@@ -157,11 +159,11 @@ io_uring_cqe* UringCqeAt(UringQueue* q, unsigned i) {
 
 void UringCqAdvance(UringQueue* q, unsigned n) {
   // Release: we are done reading these CQEs before the kernel may reuse them.
-  __atomic_store_n(q->cq_head, *q->cq_head + n, __ATOMIC_RELEASE);
+  StoreRelease(q->cq_head, *q->cq_head + n);
 }
 
 bool UringCqOverflowPending(const UringQueue* q) {
-  return __atomic_load_n(q->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW;
+  return LoadRelaxed(q->sq_flags) & IORING_SQ_CQ_OVERFLOW;
 }
 
 int UringRegisterEventfd(UringQueue* q, int efd) {

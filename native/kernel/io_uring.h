@@ -50,6 +50,49 @@ void UringTeardown(UringQueue* q);
 
 // A free SQE, zeroed, or nullptr when the submission queue is full.
 io_uring_sqe* UringGetSqe(UringQueue* q);
+// SQE encoders, like liburing's io_uring_prep_*: each fills, on an SQE
+// UringGetSqe zeroed, the fields its opcode reads.
+inline void UringPrepRw(io_uring_sqe* sqe, uint8_t opcode, int fd, const void* addr, uint32_t len, uint64_t offset,
+                        int rw_flags, uint64_t user_data) {
+  sqe->opcode = opcode;
+  sqe->fd = fd;
+  sqe->addr = reinterpret_cast<uintptr_t>(addr);
+  sqe->len = len;
+  sqe->off = offset;
+  sqe->rw_flags = rw_flags;
+  sqe->user_data = user_data;
+}
+// READ_FIXED/WRITE_FIXED: addr lies inside registered buffer buf_index.
+inline void UringPrepRwFixed(io_uring_sqe* sqe, bool write, int fd, const void* addr, uint32_t len, uint64_t offset,
+                             int rw_flags, uint16_t buf_index, uint64_t user_data) {
+  UringPrepRw(sqe, write ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED, fd, addr, len, offset, rw_flags, user_data);
+  sqe->buf_index = buf_index;
+}
+inline void UringPrepFsync(io_uring_sqe* sqe, int fd, bool datasync, uint64_t user_data) {
+  sqe->opcode = IORING_OP_FSYNC;
+  sqe->fd = fd;
+  sqe->fsync_flags = datasync ? IORING_FSYNC_DATASYNC : 0;
+  sqe->user_data = user_data;
+}
+inline void UringPrepFallocate(io_uring_sqe* sqe, int fd, int mode, uint64_t offset, uint64_t length,
+                               uint64_t user_data) {
+  sqe->opcode = IORING_OP_FALLOCATE;
+  sqe->fd = fd;
+  sqe->off = offset;
+  sqe->addr = length;  // fallocate takes the length in addr
+  sqe->len = static_cast<uint32_t>(mode);
+  sqe->user_data = user_data;
+}
+// Asynchronous BLKDISCARD on a block device (6.12+).
+inline void UringPrepDiscard(io_uring_sqe* sqe, int fd, uint64_t offset, uint64_t length, uint64_t user_data) {
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = fd;
+  SqeSetCmdOp(sqe, BLOCK_URING_CMD_DISCARD);
+  sqe->addr = offset;
+  SqeSetAddr3(sqe, length);
+  sqe->user_data = user_data;
+}
+
 // SQEs handed out but not yet consumed by the kernel.
 unsigned UringSqPending(const UringQueue* q);
 

@@ -93,13 +93,6 @@ int WaitFd(int fd, bool writable, int timeout_ms) {
   }
 }
 
-int DupFd(int fd) {
-  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  return r < 0 ? -errno : r;
-}
-
-int CloseFd(int fd) { return close(fd) < 0 ? -errno : 0; }
-
 int UnlinkPath(const char* path) { return unlink(path) < 0 ? -errno : 0; }
 
 int EpollCreate() {

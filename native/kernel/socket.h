@@ -23,9 +23,6 @@ long RecvWithFds(int fd, void* buf, size_t len, int* fds, size_t max_fds, size_t
 int SendAll(int fd, const void* buf, size_t len, int timeout_ms);
 // Waits until fd is readable (or writable): 1, 0 on timeout, or -errno.
 int WaitFd(int fd, bool writable, int timeout_ms);
-// fcntl(F_DUPFD_CLOEXEC): a new fd or -errno.
-int DupFd(int fd);
-int CloseFd(int fd);
 int UnlinkPath(const char* path);
 
 // epoll: create (close-on-exec), add/remove fd for EPOLLIN with a 64-bit

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "../kernel/eventfd.h"
+#include "../kernel/file.h"
 #include "../kernel/socket.h"
 
 namespace blockring {

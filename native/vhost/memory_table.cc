@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "../kernel/block_device.h"
+#include "../kernel/file.h"
 #include "../kernel/mmap.h"
 #include "../kernel/socket.h"
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "../kernel/eventfd.h"
+#include "../kernel/file.h"
 #include "../kernel/socket.h"
 
 namespace blockring {
@@ -45,7 +46,7 @@ int ReadExact(int fd, void* buf, size_t len, int* fds, size_t max_fds, size_t* n
 int Server::Start(int caller_fd, const ServerOptions& options, const char** syscall, std::string* detail) {
   options_ = options;
   *syscall = "fcntl";
-  int image_fd = DupFd(caller_fd);
+  int image_fd = DuplicateFd(caller_fd);
   if (image_fd < 0) return image_fd;
   BackendResult made = MakeBackend(options.engine);
   if (!made.backend) {

@@ -2,18 +2,13 @@
 
 #include <cstring>
 
+#include "../kernel/barrier.h"
+
 namespace blockring {
 namespace vhost {
-namespace {
-
-// Loads and stores of ring indices shared with the guest. Acquire on the
+// Ring indices shared with the guest (kernel/barrier.h): acquire on the
 // avail index orders it before the entries it publishes; release on the used
 // index orders our used entries (and the data and status bytes) before it.
-uint16_t LoadAcquire(const uint16_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-uint16_t LoadRelaxed(const uint16_t* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-void StoreRelease(uint16_t* p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-
-}  // namespace
 
 void Virtqueue::Reset() {
   *this = Virtqueue();

@@ -1,0 +1,25 @@
+// Loads and stores of ring indices shared with another party (the kernel's
+// io_uring SQ/CQ and aio completion ring, a vhost-user guest's virtqueues).
+// Each call site says which store or load on the other side it pairs with.
+#pragma once
+
+namespace blockring {
+
+// Entries the other side wrote before publishing this index are visible.
+template <typename T>
+inline T LoadAcquire(const T* p) {
+  return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+// Everything we did before (filling or reading entries) happens before the
+// other side sees the new index.
+template <typename T>
+inline void StoreRelease(T* p, T v) {
+  __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+// An index only we write, or a hint that needs no ordering.
+template <typename T>
+inline T LoadRelaxed(const T* p) {
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+}  // namespace blockring
