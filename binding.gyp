@@ -32,6 +32,7 @@
         "native/vhost/virtqueue.cc",
         "native/vhost/blk_request.cc",
         "native/vhost/blk_backend.cc",
+        "native/vhost/delegate.cc",
         "native/vhost/server.cc",
         "native/binding/errors.cc",
         "native/binding/values.cc",

@@ -128,11 +128,17 @@ export interface VhostUserBlkHandleOptions {
   memAlign: number;
   isBlockDevice: boolean;
   serial: string;
+  /** Set for devices the engine cannot run (qcow2): requests come here instead (fd -1). */
+  onRequest?: (id: number, op: number, offset: number, length: number, flags: number) => void;
 }
 
 export interface VhostUserBlkHandle {
   readonly engine: string;
   stats(): { connected: boolean; connections: number; served: number };
+  /** Delegated requests: guest data of write id into buffer / buffer into read id's guest buffers. */
+  copyOut(id: number, buffer: Buffer): boolean;
+  copyIn(id: number, buffer: Buffer): boolean;
+  complete(id: number, result: number): void;
   close(): void;
 }
 

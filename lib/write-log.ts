@@ -23,6 +23,9 @@ export type LogEntry = LoggedWrite | LoggedFlush;
 export interface LoggableDevice {
   readonly path: string;
   readonly size: number;
+  /** O_DIRECT alignment, when the device has one. */
+  readonly offsetAlignment?: number;
+  readonly memoryAlignment?: number;
   read(buffer: ArrayBufferView, offset: number): Promise<number>;
   write(buffer: ArrayBufferView, offset: number): Promise<number>;
   flush(): Promise<void>;
@@ -48,6 +51,8 @@ export class WriteLog {
       get size() {
         return dev.size;
       },
+      offsetAlignment: dev.offsetAlignment,
+      memoryAlignment: dev.memoryAlignment,
       read: (b, o) => dev.read(b, o),
       async write(b, o) {
         const view = Buffer.from(b.buffer, b.byteOffset, b.byteLength);

@@ -1,10 +1,10 @@
 // A Linux guest (QEMU TCG, Debian cloud kernel, virtio_blk) on blockring's
-// vhost-user-blk backend with 2 queues: O_DIRECT pattern write and read-back,
+// vhost-user-blk backend with 2 queues, on a raw and on a qcow2 image: O_DIRECT pattern write and read-back,
 // a writer on each CPU (each queue), fio with crc32c verify, blkdiscard,
 // flush; the host checks the image afterwards. Then the backend is killed and
 // restarted under a QEMU with reconnect=1 and the guest's I/O resumes.
 // Slow under the sanitizer build (TCG boots): scripts/sanitize.sh skips it.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Ring, serveVhostUserBlk } from '../dist/lib/index.js';
 import { bootGuest, guestKit, guestUnavailable, initrdWith, type GuestKit } from './helpers/guest';
+import { toolEnv } from './helpers/qemu';
 import { tempDir } from './helpers/tmp';
 
 const CLI = path.join(__dirname, '..', 'dist', 'lib', 'cli', 'main.js');
@@ -58,13 +59,17 @@ blockdev --flushbufs /dev/vda && sync && echo FLUSH-OK
 describe.skipIf(why !== null)('a QEMU guest on vhost-user-blk', () => {
   if (why) console.log(`skipped: ${why}`);
 
-  it('raw image, 2 queues: O_DIRECT, both queues, fio crc32c verify, blkdiscard, flush', async () => {
-    const image = path.join(t.dir, 'raw.img');
-    const socket = path.join(t.dir, 'raw.sock');
-    fs.writeFileSync(image, '');
-    fs.truncateSync(image, 64 * MiB);
+  it.each(['raw', 'qcow2'] as const)('%s image, 2 queues: O_DIRECT, both queues, fio crc32c verify, blkdiscard, flush', async (format) => {
+    const image = path.join(t.dir, `disk.${format}`);
+    const socket = path.join(t.dir, `${format}.sock`);
+    if (format === 'qcow2') {
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, '64M'], { env: toolEnv() });
+    } else {
+      fs.writeFileSync(image, '');
+      fs.truncateSync(image, 64 * MiB);
+    }
     const ring = new Ring();
-    const dev = await ring.open(image);
+    const dev = format === 'qcow2' ? await ring.open(image, { format: 'qcow2' }) : await ring.open(image);
     const server = serveVhostUserBlk(dev, { socket, numQueues: 2 });
     const initrd = initrdWith(kit, t.dir, { 'test.sh': IO_SCRIPT, pattern: PATTERN });
     const guest = bootGuest(kit, initrd, socket, { queues: 2 });
@@ -81,10 +86,16 @@ describe.skipIf(why !== null)('a QEMU guest on vhost-user-blk', () => {
       await dev.close();
       await ring.close();
     }
-    expect(region(image, MiB, MiB).equals(PATTERN)).toBe(true);
-    expect(region(image, 4 * MiB, MiB).equals(PATTERN)).toBe(true);
-    expect(region(image, 8 * MiB, MiB).equals(PATTERN)).toBe(true);
-    expect(region(image, 32 * MiB, MiB).every((b) => b === 0)).toBe(true);
+    let raw = image;
+    if (format === 'qcow2') {
+      execFileSync('qemu-img', ['check', '-q', image], { env: toolEnv() });
+      raw = path.join(t.dir, 'qcow2-as-raw.img');
+      execFileSync('qemu-img', ['convert', '-O', 'raw', image, raw], { env: toolEnv() });
+    }
+    expect(region(raw, MiB, MiB).equals(PATTERN)).toBe(true);
+    expect(region(raw, 4 * MiB, MiB).equals(PATTERN)).toBe(true);
+    expect(region(raw, 8 * MiB, MiB).equals(PATTERN)).toBe(true);
+    expect(region(raw, 32 * MiB, MiB).every((b) => b === 0)).toBe(true);
   }, 300_000);
 
   it('the backend killed and restarted under a reconnecting QEMU: I/O resumes', async () => {

@@ -12,11 +12,11 @@ Serves IMAGE to a VMM (QEMU: -chardev socket,path=PATH,id=c0
 
 options:
   --socket PATH      unix socket to listen on (required)
-  --format FORMAT    raw (default)
+  --format FORMAT    raw (default) or qcow2
   --read-only        offer the disk read-only
   --num-queues N     virtqueues (default 1)
   --engine NAME      auto, io_uring, libaio, threads, mmap, null (default auto)
-  --direct           open IMAGE with O_DIRECT (the guest's block size follows its alignment)
+  --direct           open a raw IMAGE with O_DIRECT (the guest's block size follows its alignment)
 `;
 
 export const vhostUserBlk: Subcommand = {
@@ -45,12 +45,14 @@ export const vhostUserBlk: Subcommand = {
       process.stderr.write(USAGE);
       return 2;
     }
-    if (values.format !== 'raw') {
-      throw new BlockringError('ERR_NOT_SUPPORTED', `format '${values.format}' is not supported (raw only)`);
+    if (values.format !== 'raw' && values.format !== 'qcow2') {
+      throw new BlockringError('ERR_NOT_SUPPORTED', `format '${values.format}' is not supported (raw or qcow2)`);
     }
     const numQueues = Number(values['num-queues']);
     const ring = new Ring(values.engine ? { engine: values.engine as EngineName } : {});
-    const dev = await ring.open(image, { readOnly: values['read-only'], direct: values.direct });
+    const dev = values.format === 'qcow2'
+      ? await ring.open(image, { format: 'qcow2', readOnly: values['read-only'] })
+      : await ring.open(image, { readOnly: values['read-only'], direct: values.direct });
     const server = serveVhostUserBlk(dev, {
       socket: values.socket, numQueues, readOnly: values['read-only'], engine: values.engine as EngineName | undefined,
     });

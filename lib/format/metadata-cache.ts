@@ -1,8 +1,15 @@
+import { allocAligned } from '../aligned';
+
 // A bounded cache of qcow2 metadata clusters (L2 tables and refcount
 // blocks), keyed by host offset, least recently used first. Only clean
 // tables are evicted; dirty ones stay until the image writes them back
 // (which it does once dirty bytes pass half the bound), so the bound is
 // `limit` plus at most one cluster per load in flight.
+
+/** Buffers the image file reads or writes: 4096-aligned, so they also work with O_DIRECT. */
+export function ioBuffer(n: number): Buffer {
+  return n ? allocAligned(n, 4096).fill(0) : Buffer.alloc(0); // zeroed: tables and padding rely on it
+}
 
 export class Table {
   /** Bumped on every change; writeback marks a table clean only if no change raced it. */
@@ -33,7 +40,7 @@ export class MetadataCache {
   fetch(offset: number): Promise<void> {
     let p = this.#loading.get(offset);
     if (!p) {
-      const buf = Buffer.alloc(this.clusterSize);
+      const buf = ioBuffer(this.clusterSize);
       p = this.load(offset, buf).then(() => {
         if (!this.#tables.has(offset)) {
           this.#evict();
@@ -57,7 +64,7 @@ export class MetadataCache {
   /** A new, zeroed (or given) table that has never been on disk. */
   create(offset: number, buf?: Buffer): Table {
     this.#evict();
-    const t = new Table(offset, buf ?? Buffer.alloc(this.clusterSize));
+    const t = new Table(offset, buf ?? ioBuffer(this.clusterSize));
     this.#tables.set(offset, t);
     this.markDirty(t);
     return t;

@@ -16,13 +16,14 @@
 import path from 'node:path';
 import zlib from 'node:zlib';
 import type { BlockDevice, Extent, TagOption, WriteOptions, WriteZeroesOptions, FlushOptions } from '../block-device';
+import { addressAlignment } from '../aligned';
 import { BlockringError } from '../errors';
 import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, rangeError, typeError } from '../validate';
 import {
   INCOMPAT_COMPRESSION, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, INCOMPAT_EXTL2,
   invalid, parseHeader, putU64, type Qcow2Header,
 } from './qcow2-header';
-import { MetadataCache, type Table } from './metadata-cache';
+import { ioBuffer, MetadataCache, type Table } from './metadata-cache';
 import { TaskGate } from './task-gate';
 import type { MappedRegion } from '../mapped-region';
 import { CowMap, type CowHost, type Qcow2MapOptions } from './qcow2-map';
@@ -57,6 +58,10 @@ export interface Qcow2Options {
   chain: string[];
 }
 
+const READ_KEYS = ['tag'] as const;
+const WRITE_KEYS = ['tag', 'fua'] as const;
+const ALL_KEYS = ['tag', 'fua', 'metadata', 'unmap'] as const;
+
 export const MAX_BACKING_DEPTH = 16;
 export const DEFAULT_CACHE_SIZE = 4 << 20;
 
@@ -78,13 +83,13 @@ export class Qcow2Device {
   readonly format = 'qcow2';
   readonly path: string;
   readonly readOnly: boolean;
-  readonly direct = false;
+  readonly direct: boolean;
   readonly growable = false;
   readonly isBlockDevice = false;
   readonly logicalBlockSize = 512;
   readonly physicalBlockSize: number;
-  readonly offsetAlignment = 1;
-  readonly memoryAlignment = 1;
+  readonly offsetAlignment: number;
+  readonly memoryAlignment: number;
   readonly clusterSize: number;
   readonly version: 2 | 3;
   readonly backing: BackingDevice | null;
@@ -101,7 +106,9 @@ export class Qcow2Device {
   readonly #refBits: number;
   readonly #refPerBlock: number;
   #size: number;
-  #l1: Buffer;
+  #l1: Buffer; // l1Size entries: a view of #l1Full
+  #l1Full: Buffer; // whole clusters, as on disk
+  readonly #head: Buffer; // the header cluster, rewritten whole
   #l1Dirty = 0; // generation; 0 = clean
   #reftable: Buffer;
   #reftableDirty = false;
@@ -122,8 +129,13 @@ export class Qcow2Device {
   #cow: CowMap | null = null; // the live mapping (qcow2-map.ts)
 
   private constructor(file: HostFile, h: Qcow2Header, backing: BackingDevice | null, o: Qcow2Options,
-    l1: Buffer, reftable: Buffer, fileSize: number) {
+    head: Buffer, l1: Buffer, reftable: Buffer, fileSize: number) {
     this.#file = file;
+    this.direct = o.direct;
+    this.offsetAlignment = o.direct ? Math.max(512, file.offsetAlignment ?? 512) : 1;
+    this.memoryAlignment = o.direct ? Math.max(512, file.memoryAlignment ?? 512) : 1;
+    this.#head = ioBuffer(2 ** h.clusterBits);
+    head.copy(this.#head);
     this.path = file.path;
     this.#h = h;
     this.#bits = h.clusterBits;
@@ -137,7 +149,8 @@ export class Qcow2Device {
     this.#refBits = 2 ** h.refcountOrder;
     this.#refPerBlock = (this.#cs * 8) / this.#refBits;
     this.#size = h.size;
-    this.#l1 = l1;
+    this.#l1Full = l1;
+    this.#l1 = l1.subarray(0, h.l1Size * 8);
     this.#reftable = reftable;
     this.backing = backing;
     this.#nextFree = Math.ceil(fileSize / this.#cs);
@@ -166,15 +179,16 @@ export class Qcow2Device {
     let backing: BackingDevice | null = null;
     try {
       const fileSize = file.size;
-      const head = Buffer.alloc(Math.min(fileSize, 2 << 20));
+      const head = ioBuffer(Math.min(fileSize, 2 << 20));
       await readFull(file, head, 0);
       const h = parseHeader(imagePath, head, fileSize);
       const cs = 2 ** h.clusterBits;
-      const l1 = Buffer.alloc(h.l1Size * 8);
+      // L1 is kept as whole clusters so it can be written with O_DIRECT.
+      const l1 = ioBuffer(Math.ceil((h.l1Size * 8) / cs) * cs || cs);
       await readFull(file, l1, h.l1TableOffset);
-      const reftable = Buffer.alloc(h.refcountTableClusters * cs);
+      const reftable = ioBuffer(h.refcountTableClusters * cs);
       await readFull(file, reftable, h.refcountTableOffset);
-      checkPointers(imagePath, l1, cs, fileSize, 'L1');
+      checkPointers(imagePath, l1.subarray(0, h.l1Size * 8), cs, fileSize, 'L1');
       checkPointers(imagePath, reftable, cs, fileSize, 'refcount table');
       if (h.backingFile !== null) {
         if (o.chain.length + 1 >= MAX_BACKING_DEPTH) {
@@ -188,7 +202,7 @@ export class Qcow2Device {
         }
         backing = await opener.openBacking(bpath, bformat, o.chain);
       }
-      const dev = new Qcow2Device(file, h, backing, o, l1, reftable, fileSize);
+      const dev = new Qcow2Device(file, h, backing, o, head.subarray(0, cs), l1, reftable, fileSize);
       if (!dev.readOnly && (h.incompatible & INCOMPAT_DIRTY)) await dev.#repair();
       // With lazy_refcounts (COMPAT_LAZY_REFCOUNTS) QEMU may leave the image
       // dirty; this writer keeps refcounts exact anyway and never sets it.
@@ -219,7 +233,18 @@ export class Qcow2Device {
     return this.#call(() => {
       const b = toBuffer(checkView(buffer, 'buffer'));
       const off = checkUint(offset, 'offset');
-      return this.#op(checkOptions(options, 'options', ['tag']), false, () => this.#read(b, off));
+      this.#checkDirect(off, [b]);
+      if (options === undefined && !this.#closing && !this.#cow && this.#gate.tryEnterSimple()) {
+        // Hot path (SIMPLE, nothing ordered pending): no per-request closure through the gate.
+        return this.#read(b, off).then((n) => {
+          this.#gate.leaveSimple();
+          return n;
+        }, (e: unknown) => {
+          this.#gate.leaveSimple();
+          throw e;
+        });
+      }
+      return this.#op(checkOptions(options, 'options', READ_KEYS), false, () => this.#read(b, off));
     });
   }
 
@@ -227,8 +252,9 @@ export class Qcow2Device {
     return this.#call(() => {
       const bs = checkViews(buffers, 'buffers').map(toBuffer);
       const off = checkUint(offset, 'offset');
-      return this.#op(checkOptions(options, 'options', ['tag']), false, async () => {
-        const all = Buffer.alloc(bs.reduce((n, b) => n + b.length, 0));
+      this.#checkDirect(off, bs);
+      return this.#op(checkOptions(options, 'options', READ_KEYS), false, async () => {
+        const all = ioBuffer(bs.reduce((n, b) => n + b.length, 0));
         const n = await this.#read(all, off);
         let at = 0;
         for (const b of bs) at += all.copy(b, 0, at, Math.min(n, at + b.length));
@@ -263,7 +289,7 @@ export class Qcow2Device {
       const off = checkUint(offset, 'offset');
       const len = checkUint(length, 'length');
       this.#checkRange(off, len, 'discard');
-      return this.#op(checkOptions(options, 'options', ['tag']), true, () => this.#zero(off, len));
+      return this.#op(checkOptions(options, 'options', READ_KEYS), true, () => this.#zero(off, len));
     });
   }
 
@@ -388,6 +414,20 @@ export class Qcow2Device {
     }
   }
 
+  // With O_DIRECT the image file needs aligned I/O, so guest requests must be aligned as on a raw device.
+  #checkDirect(off: number, bufs: Buffer[]): void {
+    if (!this.direct) return;
+    const len = bufs.reduce((n, b) => n + b.length, 0);
+    if (off % this.offsetAlignment || len % this.offsetAlignment) {
+      throw rangeError('ERR_MISALIGNED', `O_DIRECT: offset ${off} and length ${len} must be multiples of ${this.offsetAlignment} (dev.offsetAlignment)`);
+    }
+    for (const b of bufs) {
+      if (addressAlignment(b) < this.memoryAlignment) {
+        throw rangeError('ERR_MISALIGNED', `O_DIRECT: buffers must start at a multiple of ${this.memoryAlignment} bytes (dev.memoryAlignment); allocate them with allocAligned`);
+      }
+    }
+  }
+
   #checkRange(off: number, len: number, what: string): void {
     if (off + len > this.#size) {
       throw rangeError('ERR_OUT_OF_RANGE', `${what} beyond the end of the device (${off} + ${len} > size ${this.#size})`);
@@ -395,7 +435,7 @@ export class Qcow2Device {
   }
 
   #op<T>(options: unknown, write: boolean, fn: () => Promise<T>): Promise<T> {
-    const o = checkOptions(options, 'options', ['tag', 'fua', 'metadata', 'unmap']);
+    const o = checkOptions(options, 'options', ALL_KEYS);
     const tag = checkTag(o.tag);
     if (write) this.#checkWritable();
     else this.#checkOpen();
@@ -404,11 +444,12 @@ export class Qcow2Device {
   }
 
   #writeOp(b: Buffer, offset: unknown, options: unknown): Promise<number> {
-    const o = checkOptions(options, 'options', ['tag', 'fua']);
+    const o = checkOptions(options, 'options', WRITE_KEYS);
     const fua = checkBool(o.fua, 'options.fua');
     const off = checkUint(offset, 'offset');
     this.#checkWritable();
     this.#checkRange(off, b.length, 'write');
+    this.#checkDirect(off, [b]);
     return this.#op(o, true, async () => {
       await this.#write(b, off);
       if (fua) await this.#flush();
@@ -455,7 +496,18 @@ export class Qcow2Device {
 
   /** What guest cluster vc maps to; with extended L2, for subcluster sc. */
   async #lookup(vc: number, sc = 0): Promise<Mapping> {
-    const t = await this.#l2For(vc);
+    return this.#decode(await this.#l2For(vc), vc, sc);
+  }
+
+  /** The mapping without waiting, when its L2 table is cached (the hot path); undefined otherwise. */
+  #lookupNow(vc: number, sc = 0): Mapping | undefined {
+    const off = this.#l1Offset(Math.floor(vc / this.#l2Entries));
+    if (!off) return this.#decode(null, vc, sc);
+    const t = this.#cache.peek(off);
+    return t ? this.#decode(t, vc, sc) : undefined;
+  }
+
+  #decode(t: Table | null, vc: number, sc: number): Mapping {
     const m: Mapping = { kind: 'unallocated', host: 0, copied: false, csize: 0, raw: 0 };
     if (!t) return m;
     const at = (vc % this.#l2Entries) * this.#entryBytes;
@@ -501,9 +553,25 @@ export class Qcow2Device {
   // ---- read ----
 
   /** Reads [off, off + b.length) clipped to the virtual size. */
-  async #read(b: Buffer, off: number): Promise<number> {
+  #read(b: Buffer, off: number): Promise<number> {
     const end = Math.min(off + b.length, this.#size);
-    if (end <= off) return 0;
+    if (end <= off) return Promise.resolve(0);
+    // Hot path: one cluster, cached L2, allocated: one read of the image file.
+    if (!this.#extL2 && Math.floor(off / this.#cs) === Math.floor((end - 1) / this.#cs)) {
+      const m = this.#lookupNow(Math.floor(off / this.#cs));
+      if (m?.kind === 'data') {
+        const n = end - off;
+        const view = n === b.length ? b : b.subarray(0, n);
+        return this.#file.read(view, m.host + (off % this.#cs)).then((got) => {
+          if (got < n) view.fill(0, got);
+          return n;
+        });
+      }
+    }
+    return this.#readPieces(b, off, end);
+  }
+
+  async #readPieces(b: Buffer, off: number, end: number): Promise<number> {
     const gran = this.#extL2 ? this.#cs / 32 : this.#cs;
     const jobs: Promise<void>[] = [];
     // Contiguous host runs are read with one request.
@@ -521,7 +589,7 @@ export class Qcow2Device {
       const sc = Math.floor(inC / gran);
       const n = Math.min(end - pos, gran - (inC % gran));
       const at = pos - off;
-      const m = await this.#lookup(vc, sc);
+      const m = this.#lookupNow(vc, sc) ?? await this.#lookup(vc, sc);
       if (m.kind === 'data') {
         const host = m.host + inC;
         if (run && run.host + run.len === host) run.len += n;
@@ -551,9 +619,12 @@ export class Qcow2Device {
 
   async #readCompressed(m: Mapping): Promise<Buffer> {
     if (this.#lastCompressed?.raw === m.raw) return this.#lastCompressed.data;
-    const len = Math.min(m.csize, this.#hostEnd - m.raw);
-    const src = Buffer.alloc(len);
-    await readFull(this.#file, src, m.raw);
+    // Compressed data starts anywhere: read the aligned span around it.
+    const start = m.raw - (m.raw % 4096);
+    const len = Math.min(m.csize + (m.raw - start), this.#hostEnd - start);
+    const span = ioBuffer(Math.ceil(len / 4096) * 4096);
+    await readFull(this.#file, span, start);
+    const src = span.subarray(m.raw - start, len);
     if (this.#h.incompatible & INCOMPAT_COMPRESSION && this.#h.compressionType !== 0) {
       throw new BlockringError('ERR_QCOW2_UNSUPPORTED', `'${this.path}': zstd-compressed clusters are not supported`);
     }
@@ -603,7 +674,8 @@ export class Qcow2Device {
 
   async #refcountAdd(cluster: number, delta: number): Promise<void> {
     const slot = Math.floor(cluster / this.#refPerBlock);
-    const block = await this.#refblock(slot);
+    const cached = this.#reftableEntry(slot);
+    const block = (cached && this.#cache.peek(cached)) || await this.#refblock(slot);
     const i = cluster % this.#refPerBlock;
     const cur = this.#getRef(block.buf, i);
     const next = cur + delta;
@@ -679,7 +751,7 @@ export class Qcow2Device {
     this.#nextFree += clusters;
     this.#hostEnd = this.#nextFree * this.#cs;
     for (let i = 0; i < clusters; i++) this.#metaClusters.add(first + i);
-    const table = Buffer.alloc(clusters * this.#cs);
+    const table = ioBuffer(clusters * this.#cs);
     this.#reftable.copy(table);
     this.#reftable = table;
     this.#h.refcountTableOffset = first * this.#cs;
@@ -693,7 +765,8 @@ export class Qcow2Device {
   /** The L2 table for vc, allocating an empty one if L1 has none. */
   async #ensureL2(vc: number): Promise<Table> {
     const l1i = Math.floor(vc / this.#l2Entries);
-    const t = await this.#l2For(vc);
+    const off = this.#l1Offset(l1i);
+    const t = (off && this.#cache.peek(off)) || await this.#l2For(vc);
     if (t) return t;
     return this.#locked(this.#slotLocks, `l${l1i}`, async () => {
       const again = await this.#l2For(vc);
@@ -738,7 +811,7 @@ export class Qcow2Device {
 
   async #writeCluster(vc: number, inC: number, data: Buffer): Promise<void> {
     if (this.#cow) await this.#cow.beforeWrite(vc);
-    const m = await this.#lookup(vc);
+    const m = this.#lookupNow(vc) ?? await this.#lookup(vc);
     if (m.kind === 'data' && m.copied) return this.#writeHost(data, m.host + inC);
     await this.#locked(this.#clusterLocks, vc, async () => {
       const cur = await this.#lookup(vc);
@@ -764,7 +837,7 @@ export class Qcow2Device {
       // A fresh cluster past the old end of the file reads as zeros already.
       if (data) await this.#writeHost(data, host + inC);
     } else {
-      const full = Buffer.alloc(this.#cs);
+      const full = ioBuffer(this.#cs);
       const vstart = vc * this.#cs;
       await this.#read(full.subarray(0, Math.max(0, Math.min(this.#cs, this.#size - vstart))), vstart);
       if (data) data.copy(full, inC);
@@ -803,7 +876,7 @@ export class Qcow2Device {
   async #zeroPartial(vc: number, inC: number, n: number): Promise<void> {
     const m = await this.#lookup(vc);
     if (m.kind === 'zero' || (m.kind === 'unallocated' && this.#backingEmptyAt(vc))) return;
-    await this.#writeCluster(vc, inC, Buffer.alloc(n));
+    await this.#writeCluster(vc, inC, ioBuffer(n));
   }
 
   async #zeroCluster(vc: number): Promise<void> {
@@ -814,8 +887,8 @@ export class Qcow2Device {
       if (cur.kind === 'unallocated' && !needZeroFlag) return;
       if (needZeroFlag && this.version === 2) {
         // v2 has no zero clusters: only real zeros hide the backing data.
-        if (cur.kind === 'data' && cur.copied) return this.#writeHost(Buffer.alloc(this.#cs), cur.host);
-        return this.#allocateCluster(vc, cur, 0, Buffer.alloc(this.#cs));
+        if (cur.kind === 'data' && cur.copied) return this.#writeHost(ioBuffer(this.#cs), cur.host);
+        return this.#allocateCluster(vc, cur, 0, ioBuffer(this.#cs));
       }
       const table = await this.#ensureL2(vc);
       const t = this.#cache.peek(table.offset) ?? table;
@@ -868,13 +941,14 @@ export class Qcow2Device {
       await this.#writebackNow();
       const clusters = Math.ceil((need * 8) / this.#cs);
       const off = await this.#allocClusters(clusters, true);
-      const l1 = Buffer.alloc(clusters * this.#cs);
+      const l1 = ioBuffer(clusters * this.#cs);
       this.#l1.copy(l1);
       const oldOff = this.#h.l1TableOffset;
       const oldClusters = Math.ceil(this.#l1.length / this.#cs);
       await this.#writebackNow(); // refcounts of the new table
       await this.#writeMeta(l1, off);
       await this.#sync();
+      this.#l1Full = l1;
       this.#l1 = l1.subarray(0, need * 8);
       this.#h.l1TableOffset = off;
       this.#h.l1Size = need;
@@ -932,10 +1006,10 @@ export class Qcow2Device {
     // Snapshots, pointers first (see the comment at the top of the file).
     const header = this.#headerDirty ? this.#headerBytes() : null;
     this.#headerDirty = false;
-    const reftable = this.#reftableDirty ? Buffer.from(this.#reftable) : null;
+    const reftable = this.#reftableDirty ? copyIo(this.#reftable) : null;
     const reftableOff = this.#h.refcountTableOffset;
     this.#reftableDirty = false;
-    const l1 = this.#l1Dirty ? Buffer.from(this.#l1) : null;
+    const l1 = this.#l1Dirty ? copyIo(this.#l1Full) : null;
     const l1Off = this.#h.l1TableOffset;
     this.#l1Dirty = 0;
     const frees = this.#pendingFrees.splice(0);
@@ -947,8 +1021,8 @@ export class Qcow2Device {
       const e = this.#reftableEntry(i);
       if (e) isRefblock.add(e);
     }
-    for (const t of dirty) if (!isRefblock.has(t.offset)) l2s.push({ t, gen: t.gen, copy: Buffer.from(t.buf) });
-    for (const t of dirty) if (isRefblock.has(t.offset)) rbs.push({ t, gen: t.gen, copy: Buffer.from(t.buf) });
+    for (const t of dirty) if (!isRefblock.has(t.offset)) l2s.push({ t, gen: t.gen, copy: copyIo(t.buf) });
+    for (const t of dirty) if (isRefblock.has(t.offset)) rbs.push({ t, gen: t.gen, copy: copyIo(t.buf) });
     let pending = this.#unsynced;
     const barrier = async (): Promise<void> => {
       if (pending) await this.#sync();
@@ -987,8 +1061,9 @@ export class Qcow2Device {
     }
   }
 
+  /** The header cluster with the current fields (v3 fields after byte 72 kept as read). */
   #headerBytes(): Buffer {
-    const b = Buffer.alloc(72);
+    const b = this.#head;
     b.writeUInt32BE(0x514649fb, 0);
     b.writeUInt32BE(this.#h.version, 4);
     putU64(b, 8, this.#h.backingFileOffset);
@@ -1002,7 +1077,8 @@ export class Qcow2Device {
     b.writeUInt32BE(this.#h.refcountTableClusters, 56);
     b.writeUInt32BE(this.#h.nbSnapshots, 60);
     putU64(b, 64, this.#h.snapshotsOffset);
-    return b; // the first 72 bytes: v3 fields after them are unchanged
+    if (this.#h.version === 3) putU64(b, 72, this.#h.incompatible);
+    return copyIo(b);
   }
 
   // ---- mapped copy-on-write: what qcow2-map.ts needs ----
@@ -1115,9 +1191,7 @@ export class Qcow2Device {
     await this.#flush();
     // Clear the dirty bit only once the refcounts are durable.
     this.#h.incompatible &= ~INCOMPAT_DIRTY;
-    const word = Buffer.alloc(8);
-    putU64(word, 0, this.#h.incompatible);
-    await this.#writeMeta(word, 72);
+    await this.#writeMeta(this.#headerBytes(), 0);
     await this.#sync();
   }
 }
@@ -1126,16 +1200,17 @@ function toBuffer(v: ArrayBufferView): Buffer {
   return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
-/** Reads until full or end of file; the rest is zeroed. Returns bytes read. */
+/** Reads b.length bytes (the engine completes short transfers; fewer only at end of file), zeroing the rest. */
 async function readFull(dev: { read(b: Buffer, o: number): Promise<number> } | BackingDevice, b: Buffer, off: number): Promise<number> {
-  let got = 0;
-  while (got < b.length) {
-    const n = await dev.read(b.subarray(got), off + got);
-    if (n <= 0) break;
-    got += n;
-  }
+  const got = await dev.read(b, off);
   if (got < b.length) b.fill(0, got);
   return got;
+}
+
+function copyIo(b: Buffer): Buffer {
+  const c = ioBuffer(b.length);
+  b.copy(c);
+  return c;
 }
 
 /** Waits for every job, then rethrows the first failure (no write left running). */

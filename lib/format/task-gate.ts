@@ -1,39 +1,81 @@
 // SCSI task attributes (README "Ordering") for a device implemented in
 // TypeScript (qcow2), whose guest requests do not pass through the
-// engine's scheduler: SIMPLE waits for older ORDERED/HEAD, ORDERED for every
-// older request, HEAD for nothing. Same rules as native/engine/scheduler.h.
-import type { Tag } from '../validate';
+// engine's scheduler. The same rules as native/engine/scheduler.h:
+//   SIMPLE   runs once every older ORDERED and HEAD OF QUEUE finished;
+//   ORDERED  runs once every older request finished; newer ones wait for it;
+//   HEAD     runs at once; newer requests treat it as older.
+// With no ORDERED or HEAD pending a SIMPLE request runs at once in O(1).
 
-interface Task {
-  tag: number; // 0 simple, 1 ordered, 2 head
-  done: boolean;
-  finished: Promise<void>;
+interface Dormant {
+  tag: number;
+  start: () => void;
 }
 
 export class TaskGate {
-  #tasks: Task[] = []; // older first; completed tasks pruned from the front
+  #active = 0; // running
+  #barriers = 0; // running ORDERED/HEAD
+  readonly #dormant: Dormant[] = []; // FIFO
+  #idleWaiters: Array<() => void> = [];
 
-  /** Runs fn once the tag's rule allows; returns its result. */
-  async run<T>(tag: number, fn: () => Promise<T>): Promise<T> {
-    let finish!: () => void;
-    const task: Task = { tag, done: false, finished: new Promise<void>((r) => (finish = r)) };
-    const waitFor = tag === 2 ? [] : this.#tasks.filter((t) => !t.done && (tag === 1 || t.tag !== 0));
-    // HEAD OF QUEUE counts as older than every request that arrives later.
-    this.#tasks.push(task);
+  /** Runs fn once the tag's rule allows (0 simple, 1 ordered, 2 head); settles with its result. */
+  run<T>(tag: number, fn: () => Promise<T>): Promise<T> {
+    if (tag === 2 || (this.#dormant.length === 0 && (tag === 0 ? this.#barriers === 0 : this.#active === 0))) {
+      return this.#start(tag, fn);
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.#dormant.push({ tag, start: () => this.#start(tag, fn).then(resolve, reject) });
+    });
+  }
+
+  /** Hot path: a SIMPLE request that may start now is counted in, and the caller calls leave(); false if it must queue. */
+  tryEnterSimple(): boolean {
+    if (this.#dormant.length !== 0 || this.#barriers !== 0) return false;
+    this.#active++;
+    return true;
+  }
+
+  leaveSimple(): void {
+    this.#done(0);
+  }
+
+  #start<T>(tag: number, fn: () => Promise<T>): Promise<T> {
+    this.#active++;
+    if (tag !== 0) this.#barriers++;
+    let p: Promise<T>;
     try {
-      if (waitFor.length) await Promise.all(waitFor.map((t) => t.finished));
-      return await fn();
-    } finally {
-      task.done = true;
-      finish();
-      while (this.#tasks.length && this.#tasks[0]!.done) this.#tasks.shift();
+      p = fn();
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    return p.then((v) => {
+      this.#done(tag);
+      return v;
+    }, (e: unknown) => {
+      this.#done(tag);
+      throw e;
+    });
+  }
+
+  #done(tag: number): void {
+    this.#active--;
+    if (tag !== 0) this.#barriers--;
+    while (this.#dormant.length) {
+      const d = this.#dormant[0]!;
+      if (d.tag === 0 ? this.#barriers !== 0 : this.#active !== 0) break;
+      this.#dormant.shift();
+      d.start();
+      if (d.tag !== 0) break; // an ORDERED request now holds back everything newer
+    }
+    if (this.#active === 0 && this.#dormant.length === 0 && this.#idleWaiters.length) {
+      const w = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const f of w) f();
     }
   }
 
-  /** Settles once every task accepted so far has finished. */
-  async idle(): Promise<void> {
-    await Promise.all(this.#tasks.map((t) => t.finished));
+  /** Settles once nothing is running or waiting. */
+  idle(): Promise<void> {
+    if (this.#active === 0 && this.#dormant.length === 0) return Promise.resolve();
+    return new Promise((r) => this.#idleWaiters.push(r));
   }
 }
-
-export type { Tag };

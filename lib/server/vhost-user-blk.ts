@@ -1,7 +1,10 @@
-// vhost-user-blk: serves a BlockDevice to a VMM (QEMU, cloud-hypervisor)
-// over a unix socket. The native server (native/vhost) runs on a thread of
-// its own with an engine of its own; guest requests never reach JavaScript.
+// vhost-user-blk: serves a BlockDevice or Qcow2Device to a VMM (QEMU,
+// cloud-hypervisor) over a unix socket. The native server (native/vhost)
+// runs on a thread of its own with an engine of its own; a raw device's
+// requests never reach JavaScript. A qcow2 image's format layer is
+// JavaScript, so its requests are delegated here (one copy each way).
 import { BlockDevice } from '../block-device';
+import { Qcow2Device } from '../format/qcow2';
 import { BlockringError, fromNative } from '../errors';
 import { native, type VhostUserBlkHandle } from '../native';
 import { ENGINES, type EngineName } from '../ring';
@@ -69,8 +72,12 @@ export class VhostUserBlkServer {
 const OPTION_KEYS = ['socket', 'numQueues', 'readOnly', 'engine', 'depth', 'serial'] as const;
 
 /** Starts serving `device` over vhost-user-blk at `options.socket`. */
-export function serveVhostUserBlk(device: BlockDevice, options: VhostUserBlkOptions): VhostUserBlkServer {
-  if (!(device instanceof BlockDevice)) throw typeError('ERR_INVALID_ARG_TYPE', 'device must be a BlockDevice');
+export function serveVhostUserBlk(device: BlockDevice | Qcow2Device, options: VhostUserBlkOptions): VhostUserBlkServer {
+  const qcow2 = device instanceof Qcow2Device;
+  if (!(device instanceof BlockDevice) && !qcow2) {
+    throw typeError('ERR_INVALID_ARG_TYPE', 'device must be a BlockDevice or a Qcow2Device');
+  }
+  if (device.closed) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${device.path}' is closed`);
   const o = checkOptions(options, 'options', OPTION_KEYS);
   if (typeof o.socket !== 'string' || o.socket.length === 0) {
     throw typeError('ERR_INVALID_ARG_TYPE', 'options.socket must be a non-empty string');
@@ -103,12 +110,53 @@ export function serveVhostUserBlk(device: BlockDevice, options: VhostUserBlkOpti
   }
   if (size < blockSize) throw new BlockringError('ERR_NOT_SUPPORTED', `device '${device.path}' is smaller than one block`);
   try {
-    const h = new native.VhostUserBlkHandle(device._fd(), {
+    let h: VhostUserBlkHandle | null = null;
+    const onRequest = qcow2 ? delegateTo(device, () => h) : undefined;
+    h = new native.VhostUserBlkHandle(qcow2 ? -1 : device._fd(), {
       socket: o.socket, engine, depth, numQueues, readOnly, size, direct: device.direct, blockSize,
       offsetAlign: device.offsetAlignment, memAlign: device.memoryAlignment, isBlockDevice: device.isBlockDevice, serial,
+      onRequest,
     });
     return new VhostUserBlkServer(h, o.socket, numQueues, readOnly);
   } catch (e) {
     throw fromNative(e, o.socket);
   }
+}
+
+// Runs the server's delegated requests (engine ops: 0 read, 1 write, 2 flush,
+// 3 discard, 4 write-zeroes; flag 4 = unmap) on a Qcow2Device.
+function delegateTo(dev: Qcow2Device, handle: () => VhostUserBlkHandle | null):
+  (id: number, op: number, offset: number, length: number, flags: number) => void {
+  const run = async (id: number, op: number, offset: number, length: number, flags: number): Promise<number> => {
+    switch (op) {
+      case 0: {
+        const b = Buffer.allocUnsafe(length);
+        const n = await dev.read(b, offset);
+        if (n !== length) b.fill(0, n);
+        handle()?.copyIn(id, b);
+        return n === length ? n : -5;
+      }
+      case 1: {
+        const b = Buffer.allocUnsafe(length);
+        if (!handle()?.copyOut(id, b)) return -125;  // cancelled: the server is gone
+        return dev.write(b, offset);
+      }
+      case 2:
+        await dev.flush({ tag: 'ordered' });
+        return 0;
+      case 3:
+        return dev.discard(offset, length);
+      default:
+        return dev.writeZeroes(offset, length, { unmap: (flags & 4) !== 0 });
+    }
+  };
+  return (id, op, offset, length, flags) => {
+    run(id, op, offset, length, flags).then(
+      (n) => handle()?.complete(id, n),
+      (e: unknown) => {
+        const errno = (e as { errno?: unknown }).errno;
+        handle()?.complete(id, typeof errno === 'number' && errno > 0 ? -errno : -5);
+      },
+    );
+  };
 }

@@ -1,5 +1,7 @@
 #include "vhost_user_blk.h"
 
+#include <cmath>
+
 #include "errors.h"
 #include "values.h"
 
@@ -10,17 +12,29 @@ Napi::Function VhostUserBlkHandle::Define(Napi::Env env) {
                      {
                          InstanceMethod<&VhostUserBlkHandle::Close>("close"),
                          InstanceMethod<&VhostUserBlkHandle::Stats>("stats"),
+                         InstanceMethod<&VhostUserBlkHandle::CopyOut>("copyOut"),
+                         InstanceMethod<&VhostUserBlkHandle::CopyIn>("copyIn"),
+                         InstanceMethod<&VhostUserBlkHandle::Complete>("complete"),
                          InstanceAccessor<&VhostUserBlkHandle::EngineName>("engine"),
                      });
 }
 
+namespace {
+
+struct Posted {
+  double id, op, offset, length, flags;
+};
+
+}  // namespace
+
 // new VhostUserBlkHandle(fd, { socket, engine, depth, numQueues, readOnly,
-// size, direct, blockSize, offsetAlign, memAlign, isBlockDevice, serial }),
-// every field checked by lib/server/vhost-user-blk.ts.
+// size, direct, blockSize, offsetAlign, memAlign, isBlockDevice, serial,
+// onRequest? }), every field checked by lib/server/vhost-user-blk.ts. With
+// onRequest (fd -1) requests go to JS: onRequest(id, op, offset, length, flags).
 VhostUserBlkHandle::VhostUserBlkHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VhostUserBlkHandle>(info) {
   Napi::Env env = info.Env();
   double fd = info[0].ToNumber().DoubleValue();
-  if (!IsUint(fd, 0x7fffffff) || !info[1].IsObject()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "bad arguments");
+  if ((fd != -1 && !IsUint(fd, 0x7fffffff)) || !info[1].IsObject()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "bad arguments");
   Napi::Object o = info[1].As<Napi::Object>();
   vhost::ServerOptions s;
   s.socket_path = o.Get("socket").ToString().Utf8Value();
@@ -38,12 +52,32 @@ VhostUserBlkHandle::VhostUserBlkHandle(const Napi::CallbackInfo& info) : Napi::O
   s.blk.block_size = s.device.block_size;
   s.blk.num_queues = static_cast<uint16_t>(o.Get("numQueues").ToNumber().Uint32Value());
   s.blk.serial = o.Get("serial").ToString().Utf8Value();
+  std::unique_ptr<vhost::Delegate> delegate;
+  Napi::Value on_request = o.Get("onRequest");
+  if (on_request.IsFunction()) {
+    tsfn_ = Napi::ThreadSafeFunction::New(env, on_request.As<Napi::Function>(), "blockring:vhost-user-blk", 0, 1);
+    tsfn_.Unref(env);  // like a ring: an idle server does not hold the loop open
+    has_tsfn_ = true;
+    Napi::ThreadSafeFunction tsfn = tsfn_;
+    delegate = std::make_unique<vhost::Delegate>([tsfn](const vhost::DelegatedRequest& r) mutable {
+      auto* p = new Posted{static_cast<double>(r.id), static_cast<double>(r.op), static_cast<double>(r.offset),
+                           static_cast<double>(r.length), static_cast<double>(r.flags)};
+      napi_status st = tsfn.NonBlockingCall(p, [](Napi::Env env, Napi::Function fn, Posted* p) {
+        if (env != nullptr && fn != nullptr) {
+          fn.Call({Napi::Number::New(env, p->id), Napi::Number::New(env, p->op), Napi::Number::New(env, p->offset),
+                   Napi::Number::New(env, p->length), Napi::Number::New(env, p->flags)});
+        }
+        delete p;
+      });
+      if (st != napi_ok) delete p;  // closing: the request is cancelled with the server
+    });
+  }
   server_ = std::make_unique<vhost::Server>();
   const char* syscall = "";
   std::string detail;
-  int r = server_->Start(static_cast<int>(fd), s, &syscall, &detail);
+  int r = server_->Start(static_cast<int>(fd), std::move(delegate), s, &syscall, &detail);
   if (r < 0) {
-    server_.reset();
+    Shutdown();
     ThrowErrno(env, r, syscall, detail.empty() ? "cannot start vhost-user-blk server" : detail);
   }
 }
@@ -51,7 +85,59 @@ VhostUserBlkHandle::VhostUserBlkHandle(const Napi::CallbackInfo& info) : Napi::O
 // Stops serving: waits for in-flight guest requests (milliseconds), joins
 // the service thread, removes the socket file.
 Napi::Value VhostUserBlkHandle::Close(const Napi::CallbackInfo& info) {
+  Shutdown();
+  return info.Env().Undefined();
+}
+
+VhostUserBlkHandle::~VhostUserBlkHandle() { Shutdown(); }
+
+void VhostUserBlkHandle::Shutdown() {
   server_.reset();
+  if (has_tsfn_) {
+    has_tsfn_ = false;
+    tsfn_.Release();
+  }
+}
+
+namespace {
+
+bool IdAndView(const Napi::CallbackInfo& info, uint64_t* id, char** data, size_t* len) {
+  double d = info[0].ToNumber().DoubleValue();
+  if (!IsUint(d, kMaxSafeInteger) || !ViewData(info[1], data, len)) {
+    ThrowType(info.Env(), "ERR_INVALID_ARG_TYPE", "copy(id, buffer)");
+  }
+  *id = static_cast<uint64_t>(d);
+  return true;
+}
+
+}  // namespace
+
+// copyOut(id, buffer) -> bool: the guest's data of write request id into buffer.
+Napi::Value VhostUserBlkHandle::CopyOut(const Napi::CallbackInfo& info) {
+  uint64_t id;
+  char* data;
+  size_t len;
+  IdAndView(info, &id, &data, &len);
+  bool ok = server_ && server_->delegate() && server_->delegate()->CopyOut(id, data, len);
+  return Napi::Boolean::New(info.Env(), ok);
+}
+
+// copyIn(id, buffer) -> bool: buffer into the guest's buffers of read request id.
+Napi::Value VhostUserBlkHandle::CopyIn(const Napi::CallbackInfo& info) {
+  uint64_t id;
+  char* data;
+  size_t len;
+  IdAndView(info, &id, &data, &len);
+  bool ok = server_ && server_->delegate() && server_->delegate()->CopyIn(id, data, len);
+  return Napi::Boolean::New(info.Env(), ok);
+}
+
+// complete(id, result): bytes or -errno.
+Napi::Value VhostUserBlkHandle::Complete(const Napi::CallbackInfo& info) {
+  double id = info[0].ToNumber().DoubleValue();
+  double result = info[1].ToNumber().DoubleValue();
+  if (!IsUint(id, kMaxSafeInteger) || !std::isfinite(result)) ThrowType(info.Env(), "ERR_INVALID_ARG_TYPE", "complete(id, result)");
+  if (server_ && server_->delegate()) server_->delegate()->Complete(static_cast<uint64_t>(id), static_cast<int64_t>(result));
   return info.Env().Undefined();
 }
 

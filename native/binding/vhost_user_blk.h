@@ -15,13 +15,21 @@ class VhostUserBlkHandle final : public Napi::ObjectWrap<VhostUserBlkHandle> {
  public:
   static Napi::Function Define(Napi::Env env);
   explicit VhostUserBlkHandle(const Napi::CallbackInfo& info);
+  ~VhostUserBlkHandle() override;
 
  private:
+  Napi::Value CopyOut(const Napi::CallbackInfo& info);
+  Napi::Value CopyIn(const Napi::CallbackInfo& info);
+  Napi::Value Complete(const Napi::CallbackInfo& info);
+  void Shutdown();
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value EngineName(const Napi::CallbackInfo& info);
 
   std::unique_ptr<vhost::Server> server_;
+  // Delegated requests reach JS through this (server thread -> JS thread).
+  Napi::ThreadSafeFunction tsfn_;
+  bool has_tsfn_ = false;
 };
 
 }  // namespace blockring

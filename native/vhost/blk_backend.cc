@@ -46,8 +46,15 @@ void CloseAll(int* fds, size_t n) {
 
 }  // namespace
 
-BlkBackend::BlkBackend(Engine* engine, Device* dev, const BlkOptions& options, int epoll_fd)
-    : engine_(engine), dev_(dev), options_(options), epoll_(epoll_fd), queues_(options.num_queues) {
+BlkBackend::BlkBackend(Engine* engine, Device* dev, Delegate* delegate, const std::atomic<bool>* stopping,
+                       const BlkOptions& options, int epoll_fd)
+    : engine_(engine),
+      dev_(dev),
+      delegate_(delegate),
+      stopping_(stopping),
+      options_(options),
+      epoll_(epoll_fd),
+      queues_(options.num_queues) {
   offered_ = kFeatureVersion1 | kFeatureIndirectDesc | kFeatureEventIdx | kFeatureProtocolFeatures | kBlkSegMax |
              kBlkBlkSize | kBlkFlush | kBlkMq;
   if (options.read_only) {
@@ -335,6 +342,22 @@ void BlkBackend::Disconnect() {
 
 void BlkBackend::Quiesce() {
   engine_->Drain(this);
+  // Delegated requests finish on the owner's thread; unless the server is
+  // stopping (then the owner thread is the one waiting for us, and cancels
+  // them after), wait for each.
+  while (delegate_ && delegate_->outstanding() && !stopping_->load()) {
+    WaitFd(delegate_->event_fd(), false, 50);
+    OnDelegate();
+  }
+  SignalCalls();
+}
+
+void BlkBackend::OnDelegate() {
+  for (DelegatedRequest* r : delegate_->TakeCompleted()) {
+    bool transfer = r->op == Op::kRead || r->op == Op::kWrite;
+    Finish(static_cast<Task*>(r->task), r->result, transfer);
+    delete r;
+  }
   SignalCalls();
 }
 
@@ -466,6 +489,20 @@ void BlkBackend::Submit(uint32_t /*q*/, const BlkRequest& req, Task* t) {
       Complete(t, kBlkStatusUnsupported);
       return;
   }
+  if (delegate_) {
+    auto* d = new DelegatedRequest;
+    d->op = op;
+    d->flags = flags;
+    d->offset = offset;
+    d->length = length;
+    if (op == Op::kRead || op == Op::kWrite) {
+      d->iov = req.data;
+      t->expect = length;
+    }
+    d->task = t;
+    delegate_->Post(d);
+    return;
+  }
   Request* r = engine_->NewRequest();
   r->user_data = reinterpret_cast<uintptr_t>(t);
   r->op = op;
@@ -485,10 +522,13 @@ void BlkBackend::Submit(uint32_t /*q*/, const BlkRequest& req, Task* t) {
 }
 
 bool BlkBackend::OnComplete(Request* r) {
-  Task* t = reinterpret_cast<Task*>(static_cast<uintptr_t>(r->user_data));
-  bool ok = r->result >= 0 && (!r->IsTransfer() || static_cast<uint64_t>(r->result) == t->expect);
-  Complete(t, ok ? kBlkStatusOk : kBlkStatusIoErr);
+  Finish(reinterpret_cast<Task*>(static_cast<uintptr_t>(r->user_data)), r->result, r->IsTransfer());
   return true;
+}
+
+void BlkBackend::Finish(Task* t, int64_t result, bool transfer) {
+  bool ok = result >= 0 && (!transfer || static_cast<uint64_t>(result) == t->expect);
+  Complete(t, ok ? kBlkStatusOk : kBlkStatusIoErr);
 }
 
 void BlkBackend::Complete(Task* t, uint8_t status) {

@@ -5,6 +5,7 @@
 // engine completion. Runs on the server's service thread; no N-API.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "../engine/engine.h"
 #include "blk_request.h"
+#include "delegate.h"
 #include "memory_table.h"
 #include "virtqueue.h"
 #include "vhost_user.h"
@@ -32,7 +34,10 @@ constexpr uint64_t kTagKickBase = 16;
 
 class BlkBackend final : private CompletionSink {
  public:
-  BlkBackend(Engine* engine, Device* dev, const BlkOptions& options, int epoll_fd);
+  // With a delegate, requests go there instead of to the engine (dev unused).
+  // Quiesce stops waiting for the delegate once *stopping is set.
+  BlkBackend(Engine* engine, Device* dev, Delegate* delegate, const std::atomic<bool>* stopping,
+             const BlkOptions& options, int epoll_fd);
   ~BlkBackend();
   BlkBackend(const BlkBackend&) = delete;
   BlkBackend& operator=(const BlkBackend&) = delete;
@@ -43,6 +48,7 @@ class BlkBackend final : private CompletionSink {
   bool Handle(const MsgHeader& h, const uint8_t* payload, int* fds, size_t nfds, std::vector<uint8_t>* reply);
   void OnKick(uint32_t q);
   void OnEngine();
+  void OnDelegate();
   // The frontend went away: waits for in-flight requests (their buffers are
   // guest memory), then unmaps memory and closes every fd it passed.
   void Disconnect();
@@ -96,10 +102,13 @@ class BlkBackend final : private CompletionSink {
   void Complete(Task* t, uint8_t status);
   void SignalCalls();
   bool OnComplete(Request* r) override;
+  void Finish(Task* t, int64_t result, bool transfer);
   Task* NewTask();
 
   Engine* engine_;
   Device* dev_;
+  Delegate* delegate_;
+  const std::atomic<bool>* stopping_;
   BlkOptions options_;
   int epoll_;
   uint64_t offered_ = 0;

@@ -16,6 +16,7 @@ constexpr uint64_t kTagStop = 0;
 constexpr uint64_t kTagListen = 1;
 constexpr uint64_t kTagConn = 2;
 constexpr uint64_t kTagEngine = 3;
+constexpr uint64_t kTagDelegate = 4;
 // A message whose rest does not arrive within this is a protocol error
 // (a truncated message must not stall the service thread forever).
 constexpr int kMessageTimeoutMs = 2000;
@@ -43,14 +44,22 @@ int ReadExact(int fd, void* buf, size_t len, int* fds, size_t max_fds, size_t* n
 
 }  // namespace
 
-int Server::Start(int caller_fd, const ServerOptions& options, const char** syscall, std::string* detail) {
+int Server::Start(int caller_fd, std::unique_ptr<Delegate> delegate, const ServerOptions& options,
+                  const char** syscall, std::string* detail) {
   options_ = options;
-  *syscall = "fcntl";
-  int image_fd = DuplicateFd(caller_fd);
-  if (image_fd < 0) return image_fd;
+  delegate_ = std::move(delegate);
+  int image_fd = -1;
+  if (!delegate_) {
+    *syscall = "fcntl";
+    image_fd = DuplicateFd(caller_fd);
+    if (image_fd < 0) return image_fd;
+  } else if (int r = delegate_->Init(); r < 0) {
+    *syscall = "eventfd";
+    return r;
+  }
   BackendResult made = MakeBackend(options.engine);
   if (!made.backend) {
-    CloseFd(image_fd);
+    if (image_fd >= 0) CloseFd(image_fd);
     *syscall = made.syscall;
     *detail = "cannot start engine '" + options.engine.requested + "' (" + made.fallback + ")";
     return made.err;
@@ -58,12 +67,12 @@ int Server::Start(int caller_fd, const ServerOptions& options, const char** sysc
   engine_ = std::make_unique<Engine>(std::move(made.backend));
   int r = engine_->Init();
   if (r < 0) {
-    CloseFd(image_fd);
+    if (image_fd >= 0) CloseFd(image_fd);
     *syscall = "eventfd";
     return r;
   }
   engine_name_ = engine_->backend().name();
-  Device* dev = engine_->AddDevice(image_fd, options.device);
+  Device* dev = image_fd >= 0 ? engine_->AddDevice(image_fd, options.device) : nullptr;
   *syscall = "epoll_create1";
   if ((epoll_ = EpollCreate()) < 0) return epoll_;
   *syscall = "eventfd";
@@ -76,25 +85,33 @@ int Server::Start(int caller_fd, const ServerOptions& options, const char** sysc
   }
   *syscall = "epoll_ctl";
   if ((r = EpollAdd(epoll_, stop_, kTagStop)) < 0 || (r = EpollAdd(epoll_, listen_, kTagListen)) < 0 ||
-      (r = EpollAdd(epoll_, engine_->event_fd(), kTagEngine)) < 0) {
+      (r = EpollAdd(epoll_, engine_->event_fd(), kTagEngine)) < 0 ||
+      (delegate_ && (r = EpollAdd(epoll_, delegate_->event_fd(), kTagDelegate)) < 0)) {
     return r;
   }
   payload_.resize(kMaxPayload);  // never empty: handlers may look at data() of a short message
-  backend_ = std::make_unique<BlkBackend>(engine_.get(), dev, options.blk, epoll_);
+  backend_ = std::make_unique<BlkBackend>(engine_.get(), dev, delegate_.get(), &stopping_, options.blk, epoll_);
   thread_ = std::thread([this] { Run(); });
   return 0;
 }
 
 void Server::Stop() {
+  stopping_ = true;
   if (thread_.joinable()) {
     EventfdSignal(stop_);
     thread_.join();
   }
+  // The owner's thread (ours) can no longer complete delegated requests
+  // while the backend unmaps guest memory: forget them first.
+  if (delegate_) delegate_->CancelAll();
   backend_.reset();  // waits for in-flight requests, unmaps guest memory
-  if (conn_ >= 0) CloseFd(conn_);
-  conn_ = -1;
+  for (int* fd : {&conn_, &pending_}) {
+    if (*fd >= 0) CloseFd(*fd);
+    *fd = -1;
+  }
   connected_ = false;
   engine_.reset();
+  delegate_.reset();
   for (int* fd : {&listen_, &stop_, &epoll_}) {
     if (*fd >= 0) CloseFd(*fd);
     *fd = -1;
@@ -121,6 +138,8 @@ void Server::Run() {
         OnMessage();
       } else if (tag == kTagEngine) {
         backend_->OnEngine();
+      } else if (tag == kTagDelegate) {
+        backend_->OnDelegate();
       } else if (tag >= kTagKickBase && conn_ >= 0) {
         backend_->OnKick(static_cast<uint32_t>(tag - kTagKickBase));
       }
@@ -133,9 +152,19 @@ void Server::Accept() {
   int fd = UnixAccept(listen_);
   if (fd < 0) return;
   if (conn_ >= 0) {
-    CloseFd(fd);  // one frontend at a time
+    // One frontend at a time. A reconnecting VMM can arrive before we have
+    // seen the old connection's hangup: one such waits its turn.
+    if (pending_ >= 0) {
+      CloseFd(fd);
+    } else {
+      pending_ = fd;
+    }
     return;
   }
+  Serve(fd);
+}
+
+void Server::Serve(int fd) {
   if (EpollAdd(epoll_, fd, kTagConn) < 0) {
     CloseFd(fd);
     return;
@@ -151,6 +180,11 @@ void Server::DropConnection() {
   conn_ = -1;
   backend_->Disconnect();
   connected_ = false;
+  if (pending_ >= 0) {
+    int fd = pending_;
+    pending_ = -1;
+    Serve(fd);
+  }
 }
 
 void Server::OnMessage() {

@@ -16,6 +16,7 @@
 #include "../engine/engine.h"
 #include "../engine/factory.h"
 #include "blk_backend.h"
+#include "delegate.h"
 
 namespace blockring {
 namespace vhost {
@@ -34,9 +35,12 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Serves a duplicate of image_fd (the caller keeps its own). Builds the engine, listens and starts the
+  // Serves a duplicate of image_fd (the caller keeps its own), or with
+  // image_fd < 0 and a delegate, hands every request to the delegate. Builds the engine, listens and starts the
   // service thread. 0, or -errno with *syscall naming the failed call.
-  int Start(int image_fd, const ServerOptions& options, const char** syscall, std::string* detail);
+  int Start(int image_fd, std::unique_ptr<Delegate> delegate, const ServerOptions& options, const char** syscall,
+            std::string* detail);
+  Delegate* delegate() const { return delegate_.get(); }
   // Stops the thread (in-flight requests finish first), closes everything
   // and removes the socket file. Idempotent.
   void Stop();
@@ -50,16 +54,20 @@ class Server {
   void Run();
   void Accept();
   void OnMessage();
+  void Serve(int fd);
   void DropConnection();
 
   ServerOptions options_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Delegate> delegate_;
   std::unique_ptr<BlkBackend> backend_;
+  std::atomic<bool> stopping_{false};
   std::string engine_name_;
   int epoll_ = -1;
   int stop_ = -1;
   int listen_ = -1;
   int conn_ = -1;
+  int pending_ = -1;  // accepted while conn_ was still being served
   std::thread thread_;
   std::vector<uint8_t> payload_;
   std::vector<uint8_t> reply_;

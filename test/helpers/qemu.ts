@@ -8,8 +8,18 @@ export interface ToolResult {
   out: string;
 }
 
+/**
+ * The environment for QEMU's tools: without the sanitizer run's LD_PRELOAD
+ * (qemu-img under a preloaded ASan hangs in its coroutines).
+ */
+export function toolEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  return env;
+}
+
 export function run(cmd: string, args: string[]): ToolResult {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: toolEnv() });
   if (r.error) throw r.error;
   return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
 }

@@ -26,7 +26,9 @@ export class Frontend {
   readonly exited: Promise<number | null>;
 
   constructor(socket: string, args: string[] = []) {
-    this.child = spawn(frontendBinary(), [socket, ...args]);
+    const env = { ...process.env };
+    delete env.LD_PRELOAD;  // the sanitizer run's; the frontend is not what it checks
+    this.child = spawn(frontendBinary(), [socket, ...args], { env });
     this.child.stdout.setEncoding('utf8');
     this.child.stdout.on('data', (d: string) => {
       this.#buf += d;
