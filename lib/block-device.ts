@@ -3,7 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import { abortError, BlockIoError, BlockringError, checkSignal, errnoName } from './errors';
 import { mapDevice, type MappedRegion, type MapOptions } from './mapped-region';
 import { native, type DeviceInfo } from './native';
-import { OP } from './records';
+import { FLAG, OP } from './records';
 import { createReadStream, createWriteStream, type ReadStreamOptions, type WriteStreamOptions } from './streams';
 import { checkBool, checkOptions, checkTag, checkUint, checkIoView, checkViews, typeError } from './validate';
 
@@ -195,7 +195,7 @@ export class BlockDevice {
   flush(options?: FlushOptions): Promise<void> {
     return this.#run(() => {
       const o = checkOptions(options, 'options', FLUSH_KEYS);
-      const flags = checkBool(o.metadata, 'options.metadata') ? 2 : 0;
+      const flags = checkBool(o.metadata, 'options.metadata') ? FLAG.metadata : 0;
       return this.#request(OP.flush, 'flush', checkTag(o.tag, 'options.tag'), flags, null, 0, 0, o.signal);
     }).then(() => undefined);
   }
@@ -213,7 +213,7 @@ export class BlockDevice {
   writeZeroes(offset: number | bigint, length: number | bigint, options?: WriteZeroesOptions): Promise<number> {
     return this.#run(() => {
       const o = checkOptions(options, 'options', WRITE_ZEROES_KEYS);
-      const flags = checkBool(o.unmap, 'options.unmap') ? 4 : 0;
+      const flags = checkBool(o.unmap, 'options.unmap') ? FLAG.unmap : 0;
       return this.#request(OP.writeZeroes, 'writeZeroes', checkTag(o.tag, 'options.tag'), flags, null,
         checkUint(offset, 'offset'), checkUint(length, 'length'), o.signal);
     });
@@ -309,9 +309,9 @@ export class BlockDevice {
     name: string): NormalizedRequest {
     this.#checkUsable(op);
     let flags = 0;
-    if (op === OP.write && checkBool(o.fua, `${name}.fua`)) flags |= 1;
-    if (op === OP.flush && checkBool(o.metadata, `${name}.metadata`)) flags |= 2;
-    if (op === OP.writeZeroes && checkBool(o.unmap, `${name}.unmap`)) flags |= 4;
+    if (op === OP.write && checkBool(o.fua, `${name}.fua`)) flags |= FLAG.fua;
+    if (op === OP.flush && checkBool(o.metadata, `${name}.metadata`)) flags |= FLAG.metadata;
+    if (op === OP.writeZeroes && checkBool(o.unmap, `${name}.unmap`)) flags |= FLAG.unmap;
     const off = op === OP.flush ? 0 : checkUint(o.offset, `${name}.offset`);
     const len = buffers ? totalLength(buffers) : op === OP.flush ? 0 : checkUint(o.length, `${name}.length`);
     const signal = checkSignal(o.signal, `${name}.signal`);
@@ -328,7 +328,7 @@ export class BlockDevice {
   // Validation errors become rejections, never synchronous throws.
   #rw(op: number, opName: string, buffers: ArrayBufferView[], offset: unknown, options: unknown): Promise<number> {
     const o = checkOptions(options, 'options', op === OP.write ? WRITE_KEYS : READ_KEYS);
-    const flags = op === OP.write && checkBool(o.fua, 'options.fua') ? 1 : 0;
+    const flags = op === OP.write && checkBool(o.fua, 'options.fua') ? FLAG.fua : 0;
     return this.#request(op, opName, checkTag(o.tag, 'options.tag'), flags, buffers, checkUint(offset, 'offset'),
       totalLength(buffers), o.signal);
   }

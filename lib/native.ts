@@ -144,6 +144,8 @@ export interface VhostUserBlkHandle {
 
 export interface NativeBinding {
   RingHandle: new (options: RingHandleOptions) => RingHandle;
+  /** The deepest ring (options.depth), native/engine/factory.h kMaxDepth. */
+  readonly maxDepth: number;
   allocAligned(size: number, alignment: number, v8Only: boolean): AlignedAllocation;
   addressAlignment(view: ArrayBufferView): number;
   MappedRegion: {

@@ -10,7 +10,7 @@ import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
 import { flushed, queueFlush } from './queued-requests';
 import { RawQueue } from './raw-queue';
 import {
-  CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
+  CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, FLAG, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
   SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE,
 } from './records';
 import { checkBool, checkOptions, checkUint, checkIoView, checkViews, rangeError, typeError } from './validate';
@@ -193,8 +193,8 @@ export class Ring implements DeviceOwner {
   constructor(options: RingOptions = {}) {
     const o = checkOptions(options, 'options', RING_KEYS);
     const depth = o.depth === undefined ? 256 : checkUint(o.depth, 'options.depth');
-    if (depth < 1 || depth > 32768 || (depth & (depth - 1)) !== 0) {
-      throw rangeError('ERR_OUT_OF_RANGE', `options.depth must be a power of two from 1 to 32768, got ${depth}`);
+    if (depth < 1 || depth > native.maxDepth || (depth & (depth - 1)) !== 0) {
+      throw rangeError('ERR_OUT_OF_RANGE', `options.depth must be a power of two from 1 to ${native.maxDepth}, got ${depth}`);
     }
     const engine = o.engine ?? process.env.BLOCKRING_ENGINE ?? 'auto';
     if (typeof engine !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.engine must be a string');
@@ -641,7 +641,7 @@ export class Ring implements DeviceOwner {
   }
 
   #ioError(req: NormalizedRequest, errno: number): BlockIoError {
-    const syscall = req.opName === 'flush' && req.flags & 2 ? 'fsync' : SYSCALLS[req.opName] ?? req.opName;
+    const syscall = req.opName === 'flush' && req.flags & FLAG.metadata ? 'fsync' : SYSCALLS[req.opName] ?? req.opName;
     return new BlockIoError({ errno, syscall, op: req.opName, offset: req.offset, length: req.length, path: req.dev.path });
   }
 

@@ -2,10 +2,9 @@
 // TypeError (wrong type) or RangeError (bad value) carrying a Node-style
 // `code`, before anything reaches the native side.
 import { markAsUntransferable } from 'node:worker_threads';
+import { TAG } from './records';
 
 export type Tag = 'simple' | 'ordered' | 'head';
-
-const TAGS: Record<Tag, number> = { simple: 0, ordered: 1, head: 2 };
 
 function typeError(code: string, message: string): TypeError {
   const e = new TypeError(message) as TypeError & { code: string };
@@ -82,10 +81,10 @@ export function checkUint(v: unknown, name: string): number {
 
 export function checkTag(v: unknown, name = 'tag'): number {
   if (v === undefined) return 0;
-  if (typeof v !== 'string' || !Object.prototype.hasOwnProperty.call(TAGS, v)) {
+  if (typeof v !== 'string' || !Object.prototype.hasOwnProperty.call(TAG, v)) {
     throw typeError('ERR_INVALID_ARG_VALUE', `${name} must be 'simple', 'ordered' or 'head', got ${String(v)}`);
   }
-  return TAGS[v as Tag];
+  return TAG[v as Tag];
 }
 
 /**

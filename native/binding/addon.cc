@@ -2,6 +2,7 @@
 // loads in worker threads and in several contexts at once.
 #include <napi.h>
 
+#include "../engine/factory.h"
 #include "cow_region.h"
 #include "memory.h"
 #include "mapped_region.h"
@@ -15,6 +16,7 @@ class BlockringAddon final : public Napi::Addon<BlockringAddon> {
  public:
   BlockringAddon(Napi::Env env, Napi::Object exports) {
     exports.Set("RingHandle", RingHandle::Define(env));
+    exports.Set("maxDepth", Napi::Number::New(env, kMaxDepth));
     exports.Set("allocAligned", Napi::Function::New<AllocAligned>(env, "allocAligned"));
     exports.Set("addressAlignment", Napi::Function::New<AddressAlignment>(env, "addressAlignment"));
     exports.Set("MappedRegion", MappedRegion::Define(env));

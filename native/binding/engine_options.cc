@@ -52,7 +52,7 @@ EngineChoice ReadEngineChoice(Napi::Env env, Napi::Object opts) {
   EngineChoice choice;
   choice.requested = opts.Get("engine").ToString().Utf8Value();
   double depth = opts.Get("depth").ToNumber().DoubleValue();
-  if (!IsUint(depth, 65536) || depth < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "depth out of range");
+  if (!IsUint(depth, kMaxDepth) || depth < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "depth out of range");
   choice.depth = static_cast<uint32_t>(depth);
   Napi::Value batch = opts.Get("directSubmitBatch");
   if (!batch.IsUndefined()) {

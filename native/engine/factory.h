@@ -9,6 +9,11 @@
 
 namespace blockring {
 
+// The deepest ring: IORING_MAX_ENTRIES, and a power of two as io_uring
+// wants. lib/ring.ts reads it from the addon (maxDepth), so the limit is
+// this one value end to end.
+constexpr uint32_t kMaxDepth = 32768;
+
 struct EngineChoice {
   std::string requested;  // "auto", "io_uring", "libaio", "threads", "mmap", "null"
   uint32_t depth = 256;

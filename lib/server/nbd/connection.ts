@@ -125,7 +125,7 @@ export class Connection {
         }
         case State.RequestHeader: {
           if (q.length < HEADER_SIZE) return;
-          if (this.inflight >= MAX_INFLIGHT || this.#inflightBytes >= MAX_INFLIGHT_BYTES || this.#out.needsDrain) return this.#pause();
+          if (this.inflight >= MAX_INFLIGHT || this.#inflightBytes >= MAX_INFLIGHT_BYTES || this.#out.backlogged) return this.#pause();
           const b = q.view(HEADER_SIZE);
           const r = this.#request();
           if (!parseHeader(b, q.viewOffset, r)) {
@@ -223,7 +223,7 @@ export class Connection {
   }
 
   #maybeResume(): void {
-    if (!this.#paused || this.#out.needsDrain) return;
+    if (!this.#paused || this.#out.backlogged) return;
     if (this.inflight >= MAX_INFLIGHT / 2 || this.#inflightBytes >= MAX_INFLIGHT_BYTES / 2) return;
     this.#paused = false;
     this.#socket.resume();

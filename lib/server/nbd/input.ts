@@ -67,11 +67,16 @@ export class ByteQueue {
       const k = Math.min(n - done, c.length - head);
       c.copy(dst, dstOffset + done, head, head + k);
       done += k;
-      if (consume) this.#advance(k);
-      else if (head + k === c.length) {
+      head += k;
+      if (head === c.length) {
         i++;
         head = 0;
-      } else head += k;
+      }
+    }
+    if (consume) {
+      this.#chunks.splice(0, i);
+      this.#head = head;
+      this.length -= n;
     }
   }
 

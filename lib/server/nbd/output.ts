@@ -5,6 +5,8 @@
 import type { Socket } from 'node:net';
 
 const SLAB = 64 << 10;
+/** A client that does not read its replies gets no more requests served past this. */
+const MAX_BACKLOG = 8 << 20;
 
 export class ReplyWriter {
   readonly #socket: Socket;
@@ -54,8 +56,9 @@ export class ReplyWriter {
     this.#closed = true;
   }
 
-  get needsDrain(): boolean {
-    return this.#socket.writableNeedDrain;
+  /** Reply bytes the socket holds unsent: past MAX_BACKLOG the connection stops reading requests. */
+  get backlogged(): boolean {
+    return this.#socket.writableLength > MAX_BACKLOG;
   }
 
   #schedule(): void {
