@@ -27,7 +27,7 @@ beforeAll(() => {
   t = tempDir();
   // npm pack runs prepack: the TypeScript build and both prebuilds.
   const out = execFileSync('npm', ['pack', '--json', '--pack-destination', t.dir], {
-    cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000,
+    cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000,
   });
   const [pack] = JSON.parse(out.slice(out.indexOf('['))) as [{ filename: string }];
   tarball = path.join(t.dir, pack.filename);
@@ -48,7 +48,7 @@ beforeAll(() => {
   });
   if (r.status !== 0) throw new Error(`npm install failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   installed = path.join(project, 'node_modules', 'blockring');
-}, 900_000);
+}, 1_200_000);
 afterAll(() => t.cleanup());
 
 it('the tarball holds both prebuilds, tagged glibc, for the right machines', () => {
