@@ -15,7 +15,7 @@ const PREBUILDS = ['prebuilds/linux-x64/blockring.glibc.node', 'prebuilds/linux-
 let t: ReturnType<typeof tempDir>;
 let tarball: string;
 let project: string;
-let bin: string;       // the only directory on PATH: node, npm and sh
+let bin: string;       // the only directory on PATH: node, npm, sh and qemu-img
 let installed: string; // node_modules/blockring
 let env: NodeJS.ProcessEnv;
 
@@ -27,7 +27,7 @@ beforeAll(() => {
   t = tempDir();
   // npm pack runs prepack: the TypeScript build and both prebuilds.
   const out = execFileSync('npm', ['pack', '--json', '--pack-destination', t.dir], {
-    cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000,
+    cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000,
   });
   const [pack] = JSON.parse(out.slice(out.indexOf('['))) as [{ filename: string }];
   tarball = path.join(t.dir, pack.filename);
@@ -37,6 +37,8 @@ beforeAll(() => {
   fs.symlinkSync(process.execPath, path.join(bin, 'node'));
   fs.symlinkSync(fs.realpathSync(which('npm')), path.join(bin, 'npm'));
   fs.symlinkSync(fs.realpathSync(which('sh')), path.join(bin, 'sh')); // npm runs scripts with sh
+  // The NBD example in the README runs qemu-img as its client (a tool, not a compiler).
+  fs.symlinkSync(fs.realpathSync(which('qemu-img')), path.join(bin, 'qemu-img'));
   env = { HOME: process.env.HOME, PATH: bin, npm_config_nodedir: '', npm_config_cache: process.env.npm_config_cache };
   for (const k of Object.keys(env)) if (env[k] === undefined || env[k] === '') delete env[k];
 
@@ -48,7 +50,7 @@ beforeAll(() => {
   });
   if (r.status !== 0) throw new Error(`npm install failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   installed = path.join(project, 'node_modules', 'blockring');
-}, 900_000);
+}, 1_200_000);
 afterAll(() => t.cleanup());
 
 it('the tarball holds both prebuilds, tagged glibc, for the right machines', () => {
@@ -70,7 +72,7 @@ it('the prebuilds need glibc 2.34 at most and no shared libstdc++', () => {
 });
 
 it('installing compiled nothing: no compiler, make or python was reachable, and no build/ exists', () => {
-  expect(fs.readdirSync(bin).sort()).toEqual(['node', 'npm', 'sh']);
+  expect(fs.readdirSync(bin).sort()).toEqual(['node', 'npm', 'qemu-img', 'sh']);
   for (const tool of ['g++', 'gcc', 'cc', 'c++', 'make', 'python3', 'python']) {
     expect(spawnSync('sh', ['-c', `command -v ${tool}`], { env }).status, tool).not.toBe(0);
   }
