@@ -1110,7 +1110,12 @@ export class Qcow2Device {
         const hosts = Array.from({ length: n }, (_, i) => first + i * cs);
         try {
           // The space is allocated now, so a copy-up in a fault cannot meet ENOSPC.
-          await zeroes(first, n * cs);
+          await zeroes(first, n * cs).catch(async (e: { code?: string }) => {
+            // No FALLOC_FL_ZERO_RANGE (tmpfs, some FUSE): real zeros allocate the space as well.
+            if (e.code !== 'EOPNOTSUPP' && e.code !== 'ENOTSUP' && e.code !== 'EINVAL') throw e;
+            const z = Buffer.alloc(Math.min(n * cs, 1 << 20));
+            for (let at = 0; at < n * cs; at += z.length) await this.#writeMeta(z.subarray(0, Math.min(z.length, n * cs - at)), first + at);
+          });
         } catch (e) {
           for (const h of hosts) await this.#refcountAdd(h / cs, -1);
           throw e;
