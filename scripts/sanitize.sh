@@ -19,6 +19,18 @@ export BLOCKRING_ADDON="$work/build/Release/blockring.node"
 # reports as leaks; we are after memory errors and UB in the addon.
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# Only node carries the sanitizer runtimes: the tools the tests drive (QEMU's
+# tools hang at start with ASan preloaded) run through wrappers that drop
+# LD_PRELOAD, so the children that load the addon are node and nothing else.
+tools="$work/tools"
+mkdir -p "$tools"
+for t in qemu-img qemu-io qemu-nbd qemu-system-x86_64 qemu-storage-daemon nbdinfo nbdcopy nbdkit \
+  fio gcc g++ cc c++ objdump strace; do
+  real=$(command -v "$t") || continue
+  printf '#!/bin/sh\nunset LD_PRELOAD\nexec %s "$@"\n' "$real" >"$tools/$t"
+  chmod +x "$tools/$t"
+done
+export PATH="$tools:$PATH"
 cd "$root"
 # The QEMU guest tests (*-guest.test.ts) boot TCG guests for about a minute
 # and exercise the same native code the host-side frontend tests cover
