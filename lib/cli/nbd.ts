@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 
 import { typeError } from '../validate';
-import { Ring, type EngineName } from '../ring';
 import { serveNbd } from '../server/nbd/server';
+import { openServedImage, serveUntilSignal } from './serve';
 import type { Subcommand } from './subcommand';
 
 const USAGE = `usage: blockring nbd IMAGE [--socket PATH | --listen HOST:PORT] [options]
@@ -54,25 +54,13 @@ export const nbd: Subcommand = {
       process.stderr.write(USAGE);
       return 2;
     }
-    if (values.format !== 'raw' && values.format !== 'qcow2') throw typeError('ERR_INVALID_ARG_VALUE', `--format must be raw or qcow2, got '${values.format}'`);
     if (values.cache !== 'writeback' && values.cache !== 'none') throw typeError('ERR_INVALID_ARG_VALUE', `--cache must be writeback or none, got '${values.cache}'`);
     const where = values.socket ? { socket: values.socket } : parseListen(values.listen ?? '127.0.0.1:10809');
-    const ring = new Ring(values.engine ? { engine: values.engine as EngineName } : {});
     const readOnly = values['read-only'];
-    const direct = values.cache === 'none';
-    const dev = values.format === 'qcow2'
-      ? await ring.open(image, { format: 'qcow2', readOnly, direct })
-      : await ring.open(image, { readOnly, direct });
-    const server = await serveNbd(dev, { ...where, name: values.name, readOnly });
+    const served = await openServedImage(image, { format: values.format, engine: values.engine, readOnly, direct: values.cache === 'none' });
+    const server = await serveNbd(served.dev, { ...where, name: values.name, readOnly });
     process.stdout.write(`${server.uri}\n`);
-    process.stderr.write(`blockring: serving ${image} (${values.format}, engine ${ring.engine}) at ${server.uri}\n`);
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
-    await server.close();
-    await dev.close();
-    await ring.close();
-    return 0;
+    process.stderr.write(`blockring: serving ${image} (${values.format}, engine ${served.ring.engine}) at ${server.uri}\n`);
+    return serveUntilSignal(served, server);
   },
 };

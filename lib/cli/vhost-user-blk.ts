@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 
-import { BlockringError } from '../errors';
-import { Ring, type EngineName } from '../ring';
+import type { EngineName } from '../ring';
 import { serveVhostUserBlk } from '../server/vhost-user-blk';
+import { openServedImage, serveUntilSignal } from './serve';
 import type { Subcommand } from './subcommand';
 
 const USAGE = `usage: blockring vhost-user-blk IMAGE --socket PATH [options]
@@ -45,29 +45,15 @@ export const vhostUserBlk: Subcommand = {
       process.stderr.write(USAGE);
       return 2;
     }
-    if (values.format !== 'raw' && values.format !== 'qcow2') {
-      throw new BlockringError('ERR_NOT_SUPPORTED', `format '${values.format}' is not supported (raw or qcow2)`);
-    }
     const numQueues = Number(values['num-queues']);
-    const ring = new Ring(values.engine ? { engine: values.engine as EngineName } : {});
-    const dev = values.format === 'qcow2'
-      ? await ring.open(image, { format: 'qcow2', readOnly: values['read-only'] })
-      : await ring.open(image, { readOnly: values['read-only'], direct: values.direct });
-    const server = serveVhostUserBlk(dev, {
+    // --direct applies to raw images (the option's help says so).
+    const served = await openServedImage(image, {
+      format: values.format, engine: values.engine, readOnly: values['read-only'], direct: values.format === 'raw' && values.direct,
+    });
+    const server = serveVhostUserBlk(served.dev, {
       socket: values.socket, numQueues, readOnly: values['read-only'], engine: values.engine as EngineName | undefined,
     });
     process.stderr.write(`blockring: serving ${image} on ${values.socket} (${numQueues} queue(s), engine ${server.engine})\n`);
-    // The server runs on its own thread; this timer keeps the event loop
-    // (and so the process) alive until a signal arrives.
-    const alive = setInterval(() => {}, 1 << 30);
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
-    clearInterval(alive);
-    await server.close();
-    await dev.close();
-    await ring.close();
-    return 0;
+    return serveUntilSignal(served, server);
   },
 };
