@@ -44,30 +44,28 @@ size_t Delegate::outstanding() const {
   return pending_total_;
 }
 
-bool Delegate::CopyOut(uint64_t id, void* dst, size_t len) {
+// Copies between a flat JS buffer and the request's guest iovecs, in the
+// direction asked; false when the request is no longer outstanding.
+bool Delegate::CopyGuest(uint64_t id, char* flat, size_t len, bool to_guest) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = outstanding_.find(id);
   if (it == outstanding_.end()) return false;
   size_t done = 0;
   for (const iovec& v : it->second->iov) {
     size_t n = v.iov_len < len - done ? v.iov_len : len - done;
-    memcpy(static_cast<char*>(dst) + done, v.iov_base, n);
+    if (to_guest) memcpy(v.iov_base, flat + done, n);
+    else memcpy(flat + done, v.iov_base, n);
     done += n;
   }
   return true;
 }
 
+bool Delegate::CopyOut(uint64_t id, void* dst, size_t len) {
+  return CopyGuest(id, static_cast<char*>(dst), len, false);
+}
+
 bool Delegate::CopyIn(uint64_t id, const void* src, size_t len) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = outstanding_.find(id);
-  if (it == outstanding_.end()) return false;
-  size_t done = 0;
-  for (const iovec& v : it->second->iov) {
-    size_t n = v.iov_len < len - done ? v.iov_len : len - done;
-    memcpy(v.iov_base, static_cast<const char*>(src) + done, n);
-    done += n;
-  }
-  return true;
+  return CopyGuest(id, const_cast<char*>(static_cast<const char*>(src)), len, true);
 }
 
 void Delegate::Complete(uint64_t id, int64_t result) {

@@ -53,6 +53,7 @@ class Delegate {
   void CancelAll();
 
  private:
+  bool CopyGuest(uint64_t id, char* flat, size_t len, bool to_guest);
   std::function<void(const DelegatedRequest&)> notify_;
   int eventfd_ = -1;
   mutable std::mutex mu_;
