@@ -78,6 +78,8 @@ export interface RingHandle {
   submitRaw(count: number): number;
   registerBuffers(buffers: ArrayBufferView[], fixed: boolean): boolean;
   inflight(): number;
+  /** An issued request (submit() record id) was aborted: drop or cancel it; it still completes. */
+  cancel(id: number): void;
   close(): void;
 }
 

@@ -570,9 +570,10 @@ export class Ring implements DeviceOwner {
   }
 
   // A request's signal fired. Still queued here (not yet handed to the
-  // engine): drop its record. Otherwise the engine has it: fail it now and
-  // let its completion, when the kernel is done with the buffer, only free
-  // the slot. The engines have no cancellation of an issued request.
+  // engine): drop its record. Otherwise the engine has it: fail it now, ask
+  // the engine to cancel it (dropped if not yet issued; IORING_OP_ASYNC_CANCEL
+  // on io_uring; the other engines let it run out), and let its completion,
+  // when the kernel is done with the buffer, only free the slot.
   #abort(id: number, p: Pending): void {
     if (this.#pending[id] !== p || p.aborted) return;
     const err = abortError(p.req.signal!);
@@ -589,6 +590,7 @@ export class Ring implements DeviceOwner {
     }
     p.aborted = true;
     this.#deliver(p, 0, 0, 0, err);
+    this.#h.cancel(id);
   }
 
   #onComplete(count: number, rawCount: number): void {

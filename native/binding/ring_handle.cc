@@ -30,6 +30,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::SubmitRaw>("submitRaw"),
                          InstanceMethod<&RingHandle::RegisterBuffers>("registerBuffers"),
                          InstanceMethod<&RingHandle::Close>("close"),
+                         InstanceMethod<&RingHandle::Cancel>("cancel"),
                          InstanceMethod<&RingHandle::Inflight>("inflight"),
                          InstanceAccessor<&RingHandle::EngineName>("engine"),
                          InstanceAccessor<&RingHandle::EngineInfo>("engineInfo"),
@@ -195,6 +196,11 @@ std::vector<RingHandle::Failure> RingHandle::SubmitRecords(const double* sq, uin
     Request* r = engine_->NewRequest();
     DecodeRecord(sq + i * kSqStride, bufs, *engine_, r);
     registered_.Acquire(*r);
+    if (!raw) {
+      // lib/ring.ts's ids are small and reused: a slot per id, for cancel().
+      if (r->user_data >= by_id_.size()) by_id_.resize(r->user_data * 2 + 64);
+      by_id_[r->user_data] = r;
+    }
     engine_->Accept(r);
   }
   engine_->Flush();
@@ -271,6 +277,20 @@ Napi::Value RingHandle::RegisterBuffers(const Napi::CallbackInfo& info) {
   registered_.Replace(engine_->backend(), std::move(table), info[1].ToBoolean());
   registered_ref_ = Napi::Persistent(arr.As<Napi::Object>());
   return Napi::Boolean::New(env, registered_.fixed());
+}
+
+// cancel(id): the request lib/ring.ts submitted as id (not yet completed to
+// JS: its id is still taken, so by_id_ holds it) was aborted. Dropped if
+// never issued, else the kernel is asked to cancel it where the engine can;
+// either way it completes later (-ECANCELED or its result), and its memory
+// stays held until then.
+Napi::Value RingHandle::Cancel(const Napi::CallbackInfo& info) {
+  double id = info[0].ToNumber().DoubleValue();
+  if (!engine_ || !IsUint(id, static_cast<double>(by_id_.size()) - 1)) return info.Env().Undefined();
+  Request* r = by_id_[static_cast<size_t>(id)];
+  if (!r || r->user_data != static_cast<uint64_t>(id) || (r->flags & kFlagRaw)) return info.Env().Undefined();
+  if (engine_->Cancel(r) == Engine::CancelResult::kKernel) engine_->Flush();
+  return info.Env().Undefined();
 }
 
 Napi::Value RingHandle::Close(const Napi::CallbackInfo& info) {

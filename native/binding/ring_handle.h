@@ -41,6 +41,7 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   Napi::Value SubmitRaw(const Napi::CallbackInfo& info);
   Napi::Value RegisterBuffers(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Inflight(const Napi::CallbackInfo& info);
   Napi::Value EngineName(const Napi::CallbackInfo& info);
   Napi::Value EngineInfo(const Napi::CallbackInfo& info);
@@ -62,6 +63,9 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   void CheckOpen(Napi::Env env);
 
   std::unique_ptr<Engine> engine_;
+  // Promise-API requests by id (cancel()); an entry is current while its id
+  // is taken in lib/ring.ts, stale after.
+  std::vector<Request*> by_id_;
   // The eventfd watcher; closed (and then freed by the runtime) at teardown.
   CompletionWatch* watch_ = nullptr;
   const char* watch_name_ = "";

@@ -43,6 +43,11 @@ class Backend {
   virtual unsigned Reap(AttemptSink* sink, unsigned max) = 0;
   // Blocks until a completion may be reapable (teardown drain).
   virtual int Wait() = 0;
+  // Asks the kernel to cancel r's attempt in flight (r was prepared). Its
+  // completion still comes through Reap: -ECANCELED, or its result when the
+  // kernel had finished or could not stop it. False when this backend has
+  // no way to (the engine then lets the attempt run out).
+  virtual bool Cancel(Request*) { return false; }
   // Registered (fixed) buffers; backends without them return -EOPNOTSUPP.
   virtual int RegisterBuffers(const iovec*, unsigned) { return -95; }
   virtual void UnregisterBuffers() {}

@@ -121,7 +121,44 @@ void Engine::FreeRequest(Request* r) {
 void Engine::Accept(Request* r) {
   inflight_++;
   r->dev->inflight++;
+  r->stage = Stage::kDormant;
   if (r->dev->tasks.Arrive(r)) Ready(r);
+}
+
+Engine::CancelResult Engine::Cancel(Request* r) {
+  switch (r->stage) {
+    case Stage::kDormant: {
+      Device* dev = r->dev;
+      dev->tasks.RemoveDormant(r, [this](Request* d) { Ready(d); });
+      r->result = -ECANCELED;
+      r->stage = Stage::kDone;
+      if (finished_.empty()) EventfdSignal(eventfd_);
+      finished_.push_back(r);
+      if (--dev->inflight == 0 && dev->closing) FreeDevice(dev);
+      return CancelResult::kDropped;
+    }
+    case Stage::kBacklog: {
+      Request** link = &backlog_head_;
+      Request* prev = nullptr;
+      while (*link != r) {
+        prev = *link;
+        link = &prev->next;
+      }
+      *link = r->next;
+      if (backlog_tail_ == r) backlog_tail_ = prev;
+      r->next = nullptr;
+      if (finished_.empty()) EventfdSignal(eventfd_);
+      Finish(r, -ECANCELED);
+      return CancelResult::kDropped;
+    }
+    case Stage::kIssued:
+      r->cancelled = true;
+      return backend_->Cancel(r) ? CancelResult::kKernel : CancelResult::kRunsOut;
+    case Stage::kInstant:
+    case Stage::kDone:
+      break;
+  }
+  return CancelResult::kFinished;
 }
 
 void Engine::Ready(Request* r) {
@@ -130,15 +167,18 @@ void Engine::Ready(Request* r) {
     // write, in order, without the kernel (fallocate refuses length 0).
     if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
     if (instant_.empty()) EventfdSignal(eventfd_);
+    r->stage = Stage::kInstant;
     instant_.push_back(r);
     return;
   }
   if (!backlog_head_ && in_backend_ < backend_->capacity() && backend_->Prepare(r)) {
     in_backend_++;
+    r->stage = Stage::kIssued;
     if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
     return;
   }
   r->next = nullptr;
+  r->stage = Stage::kBacklog;
   if (!backlog_head_) {
     backlog_head_ = backlog_tail_ = r;
   } else if (r->tag == Tag::kHead) {
@@ -159,6 +199,7 @@ int Engine::Flush() {
     if (!backlog_head_) backlog_tail_ = nullptr;
     r->next = nullptr;
     in_backend_++;
+    r->stage = Stage::kIssued;
     if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
   }
   int res = backend_->Submit();
@@ -173,6 +214,11 @@ int Engine::Flush() {
 
 void Engine::OnAttempt(Request* r, int64_t res) {
   in_backend_--;
+  if (r->cancelled) {
+    // Cancelled while in the kernel: this attempt is its last, whatever it got.
+    Finish(r, res < 0 ? res : static_cast<int64_t>(r->done) + res);
+    return;
+  }
   if ((res == -EAGAIN || res == -EINTR) && r->retries++ < kMaxRetries) {
     Ready(r);
     return;
@@ -199,6 +245,7 @@ void Engine::OnAttempt(Request* r, int64_t res) {
 
 void Engine::Finish(Request* r, int64_t result) {
   r->result = result;
+  r->stage = Stage::kDone;
   if (trace_) r->complete_seq = ++trace_seq_;
   Device* dev = r->dev;
   // A write that extended the file (growable devices, or a partial write

@@ -60,6 +60,16 @@ class Engine final : private AttemptSink {
   // requests go back to the kernel in the same pass. Every finished request
   // goes to sink. Returns how many were delivered.
   size_t Process(CompletionSink* sink, bool drain_eventfd = true);
+  // What Cancel did with a request.
+  enum class CancelResult {
+    kFinished,  // it had already finished: nothing to do
+    kDropped,   // never issued (dormant or waiting for room): finishes with -ECANCELED
+    kKernel,    // in the kernel: the backend asked it to cancel (needs a Flush)
+    kRunsOut,   // in the kernel, which cannot be asked: it finishes on its own
+  };
+  // Cancels an accepted request that has not been handed to a sink. It
+  // still completes through Process (its memory held until then).
+  CancelResult Cancel(Request* r);
   // Blocks until nothing is in flight (teardown; delivers to sink).
   void Drain(CompletionSink* sink);
 

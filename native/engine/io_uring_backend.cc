@@ -12,6 +12,9 @@ namespace blockring {
 namespace {
 
 constexpr uint8_t kAttemptUringDiscard = 1;
+// The user_data of ASYNC_CANCEL SQEs (a Request* is never null): their
+// completions are not attempts.
+constexpr uint64_t kCancelUserData = 0;
 
 class IoUringBackend final : public Backend {
  public:
@@ -45,6 +48,7 @@ class IoUringBackend final : public Backend {
     has_read_ = ops[IORING_OP_READ] && ops[IORING_OP_WRITE];
     has_fixed_ = ops[IORING_OP_READ_FIXED] && ops[IORING_OP_WRITE_FIXED];
     uring_discard_ = ops[IORING_OP_URING_CMD];
+    has_cancel_ = ops[IORING_OP_ASYNC_CANCEL];
     return 0;
   }
 
@@ -96,6 +100,14 @@ class IoUringBackend final : public Backend {
     return true;
   }
 
+  bool Cancel(Request* r) override {
+    if (!has_cancel_) return false;
+    io_uring_sqe* sqe = UringGetSqe(&q_);
+    if (!sqe) return false;  // the queue is full of staged SQEs: let it run out
+    UringPrepCancel(sqe, reinterpret_cast<uintptr_t>(r), kCancelUserData);
+    return true;
+  }
+
   int Submit() override {
     unsigned chunk = SubmitChunk(UringSqPending(&q_), staged_direct_, direct_submit_batch_);
     staged_direct_ = 0;
@@ -116,6 +128,7 @@ class IoUringBackend final : public Backend {
       if (n > max - total) n = max - total;
       for (unsigned i = 0; i < n; i++) {
         io_uring_cqe* cqe = UringCqeAt(&q_, i);
+        if (cqe->user_data == kCancelUserData) continue;  // the target reports itself
         auto* r = reinterpret_cast<Request*>(cqe->user_data);
         int res = cqe->res;
         if (r->attempt == kAttemptUringDiscard) {
@@ -159,6 +172,7 @@ class IoUringBackend final : public Backend {
   bool has_read_ = false;
   bool has_fixed_ = false;
   bool uring_discard_ = false;
+  bool has_cancel_ = false;
   unsigned staged_direct_ = 0;  // O_DIRECT requests among the staged SQEs
   unsigned direct_submit_batch_ = 2;
 };

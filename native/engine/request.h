@@ -25,6 +25,15 @@ enum RequestFlags : uint16_t {
 
 struct Device;
 
+// Where the engine holds a request (Engine::Cancel looks).
+enum class Stage : uint8_t {
+  kDormant,  // in its device's task set, behind an ORDERED/HEAD request
+  kBacklog,  // enabled, waiting for room in the backend
+  kIssued,   // handed to the backend (staged or in the kernel)
+  kInstant,  // enabled, needs no I/O; finishes on the next pass
+  kDone,     // finished, not yet handed to a sink
+};
+
 // Intrusive doubly-linked list hook used by the scheduler.
 struct ListHook {
   struct Request* prev = nullptr;
@@ -38,6 +47,8 @@ struct Request {
   uint16_t flags = 0;
   uint16_t buf_index = 0;  // registered buffer index when kFlagFixedBuffer
   uint8_t attempt = 0;     // backend-private marker for the attempt in flight
+  Stage stage = Stage::kDone;  // set by Engine::Accept
+  bool cancelled = false;  // Engine::Cancel: finish with the next attempt's result, no retry
   Device* dev = nullptr;
 
   uint64_t offset = 0;  // device offset of the whole request

@@ -61,6 +61,30 @@ class TaskSet {
     }
   }
 
+  // Takes dormant r out of the task set (a cancelled request that was never
+  // enabled), then enables what that releases, as Complete does.
+  template <typename F>
+  void RemoveDormant(Request* r, F&& enable) {
+    Request** link = &dormant_head_;
+    Request* prev = nullptr;
+    while (*link && *link != r) {
+      prev = *link;
+      link = &prev->dormant_next;
+    }
+    if (!*link) return;
+    *link = r->dormant_next;
+    if (dormant_tail_ == r) dormant_tail_ = prev;
+    r->dormant_next = nullptr;
+    while (dormant_head_ && MayEnable(dormant_head_)) {
+      Request* d = dormant_head_;
+      dormant_head_ = d->dormant_next;
+      if (!dormant_head_) dormant_tail_ = nullptr;
+      d->dormant_next = nullptr;
+      Enable(d);
+      enable(d);
+    }
+  }
+
   bool has_dormant() const { return dormant_head_ != nullptr; }
   bool has_barrier() const { return !barriers_.empty() || dormant_head_ != nullptr; }
 

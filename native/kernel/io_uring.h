@@ -93,6 +93,16 @@ inline void UringPrepDiscard(io_uring_sqe* sqe, int fd, uint64_t offset, uint64_
   sqe->user_data = user_data;
 }
 
+// ASYNC_CANCEL (5.5+): cancels the request submitted with user_data
+// `target`; its own completion says 0 (cancelled), -ENOENT (not found:
+// already completed) or -EALREADY (running, cannot be stopped now).
+inline void UringPrepCancel(io_uring_sqe* sqe, uint64_t target, uint64_t user_data) {
+  sqe->opcode = IORING_OP_ASYNC_CANCEL;
+  sqe->fd = -1;
+  sqe->addr = target;
+  sqe->user_data = user_data;
+}
+
 // SQEs handed out but not yet consumed by the kernel.
 unsigned UringSqPending(const UringQueue* q);
 
