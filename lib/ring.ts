@@ -7,7 +7,7 @@ import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal,
 import { BufferPool } from './aligned';
 import { native, type DeviceInfo, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
 import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
-import { flushed, queueFlush } from './queued-requests';
+import { queueSubmit, submitted } from './queued-requests';
 import { RawQueue } from './raw-queue';
 import {
   CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, FLAG, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
@@ -186,7 +186,7 @@ export class Ring implements DeviceOwner {
   #freeIds: number[] = [];
   #queued = 0;
   #queuedBuffers: ArrayBufferView[] = [];
-  #flushScheduled = false;
+  #submitScheduled = false;
   #closing: Promise<void> | null = null;
   #waiters: (() => boolean)[] = [];
 
@@ -345,11 +345,11 @@ export class Ring implements DeviceOwner {
     if (normalized.length === 0) return Promise.resolve([]);
     // Earlier single requests go first (they are older), then the batch as
     // one atomic submission.
-    this.#flush();
+    this.#submitQueued();
     const done = new Promise<RequestResult[]>((resolve, reject) => {
       const batch: Batch = { results: new Array<RequestResult>(normalized.length), remaining: normalized.length, resolve };
       for (let i = 0; i < normalized.length; i++) this.#enqueue(normalized[i]!, null, batch, i);
-      const failure = this.#flush(true);
+      const failure = this.#submitQueued(true);
       if (failure) reject(failure);
     });
     return withSignal(done, signal);
@@ -422,7 +422,7 @@ export class Ring implements DeviceOwner {
     // Resizes run in order, each after the requests issued before it; a
     // close() issued after a resize waits for it.
     const run = async (): Promise<void> => {
-      this.#flush();
+      this.#submitQueued();
       await this.#until(() => dev._inflight === 0);
       if (!this.#fds.has(dev)) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
       try {
@@ -509,28 +509,28 @@ export class Ring implements DeviceOwner {
     }
     this.#queued++;
     req.dev._inflight++;
-    if (!this.#flushScheduled) {
+    if (!this.#submitScheduled) {
       // Requests made in the same tick share one submission syscall.
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushTask);
-      queueFlush(this.#flushNow);
+      this.#submitScheduled = true;
+      queueMicrotask(this.#submitTask);
+      queueSubmit(this.#submitNow);
     }
   }
 
-  readonly #flushTask = (): void => {
-    this.#flushScheduled = false;
-    this.#flush();
+  readonly #submitTask = (): void => {
+    this.#submitScheduled = false;
+    this.#submitQueued();
   };
 
-  readonly #flushNow = (): void => {
-    this.#flush();
+  readonly #submitNow = (): void => {
+    this.#submitQueued();
   };
 
   // Submits the queued records. Single requests are checked one by one: a
-  // refused record rejects only its own promise. An atomic flush (a batch)
+  // refused record rejects only its own promise. An atomic submission (a batch)
   // submits all or nothing and returns the first refusal instead.
-  #flush(atomic = false): Error | null {
-    flushed(this.#flushNow);
+  #submitQueued(atomic = false): Error | null {
+    submitted(this.#submitNow);
     const count = this.#queued;
     if (count === 0) return null;
     const buffers = this.#queuedBuffers;
@@ -556,7 +556,7 @@ export class Ring implements DeviceOwner {
     if (atomic) {
       for (let i = 0; i < count; i++) this.#forget(ids(i));
       // In a batch the record index is the request's index (submit()
-      // flushed the single requests before it).
+      // submitted the single requests before it).
       const f = failures[0]!;
       first = recordError({ ...f, message: `requests[${f.index}]: ${f.message}` });
     } else {

@@ -197,7 +197,7 @@ std::vector<RingHandle::Failure> RingHandle::SubmitRecords(const double* sq, uin
     registered_.Acquire(*r);
     engine_->Accept(r);
   }
-  engine_->Flush();
+  engine_->Dispatch();
   UpdateRefs();
   return failures;
 }

@@ -151,7 +151,7 @@ void Engine::Ready(Request* r) {
   }
 }
 
-int Engine::Flush() {
+int Engine::Dispatch() {
   while (backlog_head_ && in_backend_ < backend_->capacity()) {
     Request* r = backlog_head_;
     if (!backend_->Prepare(r)) break;
@@ -239,7 +239,7 @@ size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
       for (Request* r : now) Finish(r, 0);
     }
     unsigned reaped = backend_->Reap(this, 4096);
-    Flush();
+    Dispatch();
     if (!reaped && !instant && finished_.empty()) break;
   }
   return delivered;
@@ -247,7 +247,7 @@ size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
 
 void Engine::Drain(CompletionSink* sink) {
   while (inflight_) {
-    Flush();
+    Dispatch();
     if (!Process(sink) && inflight_) {
       if (in_backend_) {
         backend_->Wait();

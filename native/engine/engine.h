@@ -54,7 +54,7 @@ class Engine final : private AttemptSink {
   // Accepts a filled request: schedules it (it may stay dormant).
   void Accept(Request* r);
   // Pushes enabled requests to the backend and the kernel.
-  int Flush();
+  int Dispatch();
   // Drains the eventfd (unless told not to: a caller reaping again in the
   // same wakeup) and reaps: retries, resubmissions and released dormant
   // requests go back to the kernel in the same pass. Every finished request
