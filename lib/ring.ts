@@ -3,7 +3,7 @@ import type { WriteLog } from './write-log';
 import { Qcow2Device } from './format/qcow2';
 
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
-import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative } from './errors';
+import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative, rejectOnAbort } from './errors';
 import { BufferPool } from './aligned';
 import { native, type DeviceInfo, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
 import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
@@ -159,14 +159,7 @@ const SYSCALLS: Record<string, string> = {
 
 // Aborting a submitted batch: every request is in the engine, so the results
 // are discarded (buffers stay pinned until completion).
-function withSignal<T>(done: Promise<T>, signal: AbortSignal | null): Promise<T> {
-  if (!signal) return done;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    done.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
+const withSignal = rejectOnAbort;
 
 /**
  * One io_uring instance (or fallback engine) bound to the event loop of the
