@@ -15,13 +15,6 @@ import {
 } from './records';
 import { checkBool, checkOptions, checkUint, checkIoView, checkViews, rangeError, typeError } from './validate';
 
-function recordError(f: RecordFailure): Error {
-  const e = f.kind === 0 ? new TypeError(f.message) : f.kind === 1 ? new RangeError(f.message) : null;
-  if (!e) return new BlockringError(f.code, f.message);
-  (e as Error & { code: string }).code = f.code;
-  return e;
-}
-
 export type EngineName = 'auto' | 'io_uring' | 'libaio' | 'threads' | 'mmap' | 'null';
 export const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads', 'mmap', 'null'];
 
@@ -215,14 +208,10 @@ export class Ring implements DeviceOwner {
     const completions = mode === 'auto' ? autoCompletions() : (mode as 'uv-poll' | 'thread');
     const rawSq = new Float64Array(RAW_SQ_CAPACITY * SQ_STRIDE);
     const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
-    try {
-      this.#h = new native.RingHandle({
-        engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, completions, cq: this.#cq, rawSq, rawCq,
-        onComplete: (n, nraw) => this.#onComplete(n, nraw),
-      });
-    } catch (e) {
-      throw fromNative(e);
-    }
+    this.#h = new native.RingHandle({
+      engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, completions, cq: this.#cq, rawSq, rawCq,
+      onComplete: (n, nraw) => this.#onComplete(n, nraw),
+    });
     this.#raw = new RawQueue(this.#h, rawSq, rawCq);
   }
 
@@ -535,7 +524,7 @@ export class Ring implements DeviceOwner {
       failures = this.#h.submit(this.#sq, count, buffers, atomic);
     } catch (e) {
       // Nothing was submitted: fail each request with the cause.
-      const err = fromNative(e);
+      const err = e as Error;
       if (atomic) {
         for (let i = 0; i < count; i++) this.#forget(ids(i));
       } else {
@@ -548,12 +537,11 @@ export class Ring implements DeviceOwner {
     let first: Error | null = null;
     if (atomic) {
       for (let i = 0; i < count; i++) this.#forget(ids(i));
-      // In a batch the record index is the request's index (submit()
-      // submitted the single requests before it).
-      const f = failures[0]!;
-      first = recordError({ ...f, message: `requests[${f.index}]: ${f.message}` });
+      // The message names requests[index] (native: a batch's record index
+      // is the request's index, as submit() submitted the single requests before it).
+      first = failures[0]!.error;
     } else {
-      for (const f of failures) this.#settle(ids(f.index), 0, 0, 0, recordError(f));
+      for (const f of failures) this.#settle(ids(f.index), 0, 0, 0, f.error);
     }
     // Refused requests left their devices' counts: let close() waiters see it.
     if (this.#waiters.length) this.#runWaiters();

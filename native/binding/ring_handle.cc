@@ -202,15 +202,16 @@ std::vector<RingHandle::Failure> RingHandle::SubmitRecords(const double* sq, uin
   return failures;
 }
 
-Napi::Array RingHandle::FailuresToJs(Napi::Env env, const std::vector<Failure>& failures) {
+Napi::Array RingHandle::FailuresToJs(Napi::Env env, const std::vector<Failure>& failures, bool batch) {
   Napi::Array out = Napi::Array::New(env, failures.size());
   for (uint32_t i = 0; i < failures.size(); i++) {
     const Failure& f = failures[i];
     Napi::Object o = Napi::Object::New(env);
     o.Set("index", f.index);
-    o.Set("kind", static_cast<int>(f.error.cls));
-    o.Set("code", f.error.code);
-    o.Set("message", f.message);
+    // In a batch the record index is the request's index (lib/ submits the
+    // single requests before a batch).
+    std::string msg = batch ? "requests[" + std::to_string(f.index) + "]: " + f.message : f.message;
+    o.Set("error", CodedError(env, f.error.cls, f.error.code, msg).Value());
     out.Set(i, o);
   }
   return out;
@@ -234,7 +235,8 @@ Napi::Value RingHandle::Submit(const Napi::CallbackInfo& info) {
   // lib/ checked every view when its call was made; one that is not a view
   // now refuses only the records using it, never the rest of the tick.
   for (uint32_t i = 0; i < views.size(); i++) views[i].bad = !ViewData(buffers.Get(i), &views[i].data, &views[i].length);
-  return FailuresToJs(env, SubmitRecords(sq.Data(), static_cast<uint32_t>(count), views, false, info[3].ToBoolean()));
+  bool atomic = info[3].ToBoolean();
+  return FailuresToJs(env, SubmitRecords(sq.Data(), static_cast<uint32_t>(count), views, false, atomic), atomic);
 }
 
 // submitRaw(count): records in rawSq, buffers from the registered table.

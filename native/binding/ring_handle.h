@@ -54,7 +54,9 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   };
   std::vector<Failure> SubmitRecords(const double* sq, uint32_t count, const std::vector<View>& views, bool raw,
                                      bool atomic);
-  static Napi::Array FailuresToJs(Napi::Env env, const std::vector<Failure>& failures);
+  // [{ index, error }]: the error built as the class the user sees; batch:
+  // its message names requests[index].
+  static Napi::Array FailuresToJs(Napi::Env env, const std::vector<Failure>& failures, bool batch);
   void OnReadable() override;
   void OnEnvTeardown() override { Teardown(); }
   void UpdateRefs();
