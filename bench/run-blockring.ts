@@ -52,7 +52,7 @@ async function runOne(job: JobSpec, target: Target, stream: number): Promise<Job
   let depth = 1;
   while (depth < job.iodepth) depth *= 2;
   // The engine name goes to the ring as given: a missing engine reports its own error.
-  const ring = new Ring({ engine: job.engine as EngineName, depth: Math.min(depth, 32768) });
+  const ring = new Ring({ engine: job.engine as EngineName, depth: Math.min(depth, 32768), pollMicros: job.pollMicros });
   try {
     const readOnly = job.rw === 'read' || job.rw === 'randread';
     const dev = await ring.open(target.path, { direct: job.direct, readOnly });

@@ -161,6 +161,7 @@ int Engine::Flush() {
     in_backend_++;
     if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
   }
+  if (hold_) return 0;
   int res = backend_->Submit();
   if (res < 0) {
     // The kernel is short of resources or must flush completions first.
@@ -211,8 +212,18 @@ void Engine::Finish(Request* r, int64_t result) {
   if (--dev->inflight == 0 && dev->closing) FreeDevice(dev);
 }
 
+bool Engine::WaitForCompletion(uint64_t timeout_ns) {
+  if (!in_backend_ || !finished_.empty() || !instant_.empty()) return false;
+  int r = backend_->SubmitAndWait(timeout_ns);
+  if (r == -EAGAIN || r == -EBUSY) EventfdSignal(eventfd_);  // as Flush: retry on the next pass
+  return r != -EOPNOTSUPP;
+}
+
 size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
   if (drain_eventfd) EventfdDrain(eventfd_);
+  // What a completion callback staged goes out now, in the enter that also
+  // posts completions the kernel holds (DEFER_TASKRUN).
+  Flush();
   size_t delivered = 0;
   size_t next = 0;
   for (;;) {

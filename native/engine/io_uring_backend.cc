@@ -9,6 +9,9 @@
 #include "io_policy.h"
 
 namespace blockring {
+
+const char* const kUringFeatureNames[4] = {"single-issuer", "defer-taskrun", "no-sqarray", "ring-fd"};
+
 namespace {
 
 constexpr uint8_t kAttemptUringDiscard = 1;
@@ -17,13 +20,29 @@ class IoUringBackend final : public Backend {
  public:
   ~IoUringBackend() override { UringTeardown(&q_); }
 
-  int Setup(uint32_t depth, unsigned direct_submit_batch, std::string* why) {
-    direct_submit_batch_ = direct_submit_batch;
-    int r = UringSetup(depth, depth * 2, &q_);
+  int Setup(const IoUringOptions& opts, std::string* why) {
+    direct_submit_batch_ = opts.direct_submit_batch;
+    // SUBMIT_ALL (5.18) keeps submitting past a failed SQE. DEFER_TASKRUN
+    // (with SINGLE_ISSUER) posts completions only when our thread enters
+    // the ring, so no task-work interrupt of the event loop's epoll_wait;
+    // the registered eventfd still fires when such work is queued, and
+    // TASKRUN_FLAG marks it in sq_flags so a reap knows to enter.
+    // COOP_TASKRUN is not asked for: it skips the wakeup of a task asleep
+    // (in epoll_wait), whose completion would then wait for some other event.
+    unsigned optional = IORING_SETUP_SUBMIT_ALL;
+    if (opts.features & kUringSingleIssuer) optional |= IORING_SETUP_SINGLE_ISSUER;
+    if (opts.features & kUringDeferTaskrun) optional |= IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    if (opts.features & kUringNoSqArray) optional |= IORING_SETUP_NO_SQARRAY;
+    int r = UringSetup(opts.depth, opts.depth * 2, optional, &q_);
     if (r < 0) {
       *why = "io_uring_setup failed";
       return r;
     }
+    if (q_.setup_flags & IORING_SETUP_SINGLE_ISSUER) features_ |= kUringSingleIssuer;
+    if (q_.setup_flags & IORING_SETUP_DEFER_TASKRUN) features_ |= kUringDeferTaskrun;
+    if (q_.setup_flags & IORING_SETUP_NO_SQARRAY) features_ |= kUringNoSqArray;
+    // A full table of registered rings (16 per thread) or an old kernel: plain fd.
+    if ((opts.features & kUringRingFd) && UringRegisterRingFd(&q_) == 0) features_ |= kUringRingFd;
     if (!(q_.features & IORING_FEAT_NODROP)) {
       // Without NODROP (before 5.5) an overflowing CQ loses completions.
       *why = "kernel lacks IORING_FEAT_NODROP (needs Linux 5.5+)";
@@ -52,6 +71,13 @@ class IoUringBackend final : public Backend {
   int Init(int eventfd) override { return UringRegisterEventfd(&q_, eventfd); }
   uint32_t capacity() const override { return q_.sq_entries; }
   BackendCaps caps() const override { return {has_fixed_}; }
+  std::vector<const char*> features() const override {
+    std::vector<const char*> out;
+    for (unsigned i = 0; i < 4; i++) {
+      if (features_ & (1u << i)) out.push_back(kUringFeatureNames[i]);
+    }
+    return out;
+  }
 
   bool Prepare(Request* r) override {
     io_uring_sqe* sqe = UringGetSqe(&q_);
@@ -96,17 +122,11 @@ class IoUringBackend final : public Backend {
     return true;
   }
 
-  int Submit() override {
-    unsigned chunk = SubmitChunk(UringSqPending(&q_), staged_direct_, direct_submit_batch_);
-    staged_direct_ = 0;
-    if (chunk >= UringSqPending(&q_)) return UringEnter(&q_, 0);
-    int total = 0;
-    while (UringSqPending(&q_)) {
-      int n = UringEnter(&q_, 0, chunk);
-      if (n <= 0) return total ? total : n;
-      total += n;
-    }
-    return total;
+  int Submit() override { return SubmitWaiting(0); }
+
+  int SubmitAndWait(uint64_t timeout_ns) override {
+    if (!(q_.features & IORING_FEAT_EXT_ARG)) return -EOPNOTSUPP;  // before 5.11: no timeout
+    return SubmitWaiting(timeout_ns);
   }
 
   unsigned Reap(AttemptSink* sink, unsigned max) override {
@@ -134,8 +154,9 @@ class IoUringBackend final : public Backend {
       if (total >= max) break;
       if (!n) {
         // Completions that did not fit in the CQ wait in the kernel's
-        // overflow list until an enter with GETEVENTS flushes them.
-        if (!UringCqOverflowPending(&q_)) break;
+        // overflow list, and under DEFER_TASKRUN finished requests wait as
+        // task work, until an enter with GETEVENTS posts them.
+        if (!UringEnterPending(&q_)) break;
         UringEnter(&q_, 0);
         if (!UringCqReady(&q_)) break;
       }
@@ -155,7 +176,25 @@ class IoUringBackend final : public Backend {
   void UnregisterBuffers() override { UringUnregisterBuffers(&q_); }
 
  private:
+  // Submits what is staged, at most the O_DIRECT chunk per enter; with
+  // timeout_ns, the last enter also waits that long for one completion.
+  int SubmitWaiting(uint64_t timeout_ns) {
+    unsigned wait = timeout_ns ? 1 : 0;
+    unsigned chunk = SubmitChunk(UringSqPending(&q_), staged_direct_, direct_submit_batch_);
+    staged_direct_ = 0;
+    if (chunk >= UringSqPending(&q_)) return UringEnter(&q_, wait, 0, timeout_ns);
+    int total = 0;
+    while (UringSqPending(&q_)) {
+      int n = UringEnter(&q_, 0, chunk);
+      if (n <= 0) return total ? total : n;
+      total += n;
+    }
+    if (wait) UringEnter(&q_, wait, 0, timeout_ns);
+    return total;
+  }
+
   UringQueue q_;
+  unsigned features_ = 0;  // kUring* in use
   bool has_read_ = false;
   bool has_fixed_ = false;
   bool uring_discard_ = false;
@@ -167,7 +206,7 @@ class IoUringBackend final : public Backend {
 
 std::unique_ptr<Backend> MakeIoUringBackend(const IoUringOptions& opts, int* err, std::string* why) {
   auto b = std::make_unique<IoUringBackend>();
-  int r = b->Setup(opts.depth, opts.direct_submit_batch, why);
+  int r = b->Setup(opts, why);
   if (r < 0) {
     *err = r;
     return nullptr;

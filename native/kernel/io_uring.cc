@@ -18,8 +18,9 @@ int SysSetup(unsigned entries, io_uring_params* p) {
   return r < 0 ? -errno : static_cast<int>(r);
 }
 
-int SysEnter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags) {
-  long r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, nullptr, 0);
+int SysEnter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, const void* arg = nullptr,
+             size_t argsz = 0) {
+  long r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, arg, argsz);
   return r < 0 ? -errno : static_cast<int>(r);
 }
 
@@ -34,7 +35,9 @@ T* At(void* base, unsigned off) {
 }
 
 int MapRings(UringQueue* q, const io_uring_params& p) {
-  q->sq_map_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+  // NO_SQARRAY (6.6, so SINGLE_MMAP too) leaves sq_off.array 0: the CQ size covers the rings.
+  bool sq_array = !(p.flags & IORING_SETUP_NO_SQARRAY);
+  q->sq_map_size = sq_array ? p.sq_off.array + p.sq_entries * sizeof(unsigned) : 0;
   q->cq_map_size = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
   if (p.features & IORING_FEAT_SINGLE_MMAP) {
     if (q->cq_map_size > q->sq_map_size) q->sq_map_size = q->cq_map_size;
@@ -67,38 +70,61 @@ int MapRings(UringQueue* q, const io_uring_params& p) {
   q->sq_tail = At<unsigned>(q->sq_map, p.sq_off.tail);
   q->sq_mask = *At<unsigned>(q->sq_map, p.sq_off.ring_mask);
   q->sq_flags = At<unsigned>(q->sq_map, p.sq_off.flags);
-  q->sq_array = At<unsigned>(q->sq_map, p.sq_off.array);
+  q->sq_array = sq_array ? At<unsigned>(q->sq_map, p.sq_off.array) : nullptr;
   q->sqes = static_cast<io_uring_sqe*>(q->sqe_map);
   q->cq_head = At<unsigned>(q->cq_map, p.cq_off.head);
   q->cq_tail = At<unsigned>(q->cq_map, p.cq_off.tail);
   q->cq_mask = *At<unsigned>(q->cq_map, p.cq_off.ring_mask);
   q->cq_overflow = At<unsigned>(q->cq_map, p.cq_off.overflow);
   q->cqes = At<io_uring_cqe>(q->cq_map, p.cq_off.cqes);
-  // The SQ index array is an identity map: slot i always holds SQE i.
-  for (unsigned i = 0; i < p.sq_entries; i++) q->sq_array[i] = i;
+  // The SQ index array is an identity map: slot i always holds SQE i (as
+  // the kernel reads the ring without one under NO_SQARRAY).
+  if (q->sq_array) {
+    for (unsigned i = 0; i < p.sq_entries; i++) q->sq_array[i] = i;
+  }
   q->sqe_tail = *q->sq_tail;
   return 0;
 }
 
+// Optional setup flags, newest kernel first: the order they are dropped in
+// when setup fails with EINVAL.
+const unsigned kDropOrder[] = {
+    IORING_SETUP_NO_SQARRAY,     // 6.6
+    IORING_SETUP_DEFER_TASKRUN,  // 6.1
+    IORING_SETUP_SINGLE_ISSUER,  // 6.0
+    IORING_SETUP_COOP_TASKRUN,   // 5.19
+    IORING_SETUP_SUBMIT_ALL,     // 5.18
+};
+
+// TASKRUN_FLAG is only valid with DEFER_TASKRUN or COOP_TASKRUN, and
+// DEFER_TASKRUN only with SINGLE_ISSUER.
+unsigned Consistent(unsigned f) {
+  if (!(f & IORING_SETUP_SINGLE_ISSUER)) f &= ~IORING_SETUP_DEFER_TASKRUN;
+  if (!(f & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN))) f &= ~IORING_SETUP_TASKRUN_FLAG;
+  return f;
+}
+
 }  // namespace
 
-int UringSetup(unsigned entries, unsigned cq_entries, UringQueue* q) {
-  // SUBMIT_ALL (5.18) keeps submitting past a failed SQE; CLAMP caps sizes
-  // at the kernel maximum instead of failing. Older kernels reject unknown
-  // flags with EINVAL, so drop optional ones and retry.
-  const unsigned optional[] = {IORING_SETUP_SUBMIT_ALL, 0};
-  unsigned flags = IORING_SETUP_CLAMP | (cq_entries ? IORING_SETUP_CQSIZE : 0);
+int UringSetup(unsigned entries, unsigned cq_entries, unsigned optional, UringQueue* q) {
+  // CLAMP caps sizes at the kernel maximum instead of failing.
+  const unsigned base = IORING_SETUP_CLAMP | (cq_entries ? IORING_SETUP_CQSIZE : 0);
+  optional = Consistent(optional);
   int fd = -EINVAL;
   io_uring_params p;
-  for (unsigned extra : optional) {
+  for (size_t drop = 0;; drop++) {
     memset(&p, 0, sizeof(p));
-    p.flags = flags | extra;
+    p.flags = base | optional;
     p.cq_entries = cq_entries;
     fd = SysSetup(entries, &p);
     if (fd != -EINVAL) break;
+    while (drop < sizeof(kDropOrder) / sizeof(kDropOrder[0]) && !(optional & kDropOrder[drop])) drop++;
+    if (drop == sizeof(kDropOrder) / sizeof(kDropOrder[0])) break;
+    optional = Consistent(optional & ~kDropOrder[drop]);
   }
   if (fd < 0) return fd;
   q->fd = fd;  // io_uring fds are O_CLOEXEC from creation.
+  q->enter_fd = fd;
   q->features = p.features;
   q->setup_flags = p.flags;
   q->sq_entries = p.sq_entries;
@@ -111,7 +137,26 @@ int UringSetup(unsigned entries, unsigned cq_entries, UringQueue* q) {
   return 0;
 }
 
+int UringRegisterRingFd(UringQueue* q) {
+  UringRsrcUpdate up = {};
+  up.offset = UINT32_MAX;  // any free slot; the kernel writes the index back
+  up.data = static_cast<uint64_t>(q->fd);
+  int r = SysRegister(q->fd, IORING_REGISTER_RING_FDS, &up, 1);
+  if (r < 0) return r;
+  if (r != 1) return -EINVAL;
+  q->enter_fd = static_cast<int>(up.offset);
+  q->enter_flags = IORING_ENTER_REGISTERED_RING;
+  return 0;
+}
+
 void UringTeardown(UringQueue* q) {
+  if (q->enter_flags & IORING_ENTER_REGISTERED_RING) {
+    // The slot holds a reference to the ring until unregistered (or the
+    // thread exits): without this the ring would outlive its close.
+    UringRsrcUpdate up = {};
+    up.offset = static_cast<uint32_t>(q->enter_fd);
+    SysRegister(q->fd, IORING_UNREGISTER_RING_FDS, &up, 1);
+  }
   if (q->sqe_map) munmap(q->sqe_map, q->sqe_map_size);
   if (q->cq_map && q->cq_map != q->sq_map) munmap(q->cq_map, q->cq_map_size);
   if (q->sq_map) munmap(q->sq_map, q->sq_map_size);
@@ -133,19 +178,28 @@ unsigned UringSqPending(const UringQueue* q) {
   return q->sqe_tail - LoadAcquire(q->sq_head);
 }
 
-int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit) {
+int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit, uint64_t timeout_ns) {
   // Release makes the SQE contents visible before the kernel sees the new tail.
   if (*q->sq_tail != q->sqe_tail) StoreRelease(q->sq_tail, q->sqe_tail);
   // Everything published and not yet consumed, including SQEs a previous
   // enter left behind.
   unsigned to_submit = UringSqPending(q);
   if (max_submit && to_submit > max_submit) to_submit = max_submit;
-  unsigned flags = wait_nr ? IORING_ENTER_GETEVENTS : 0;
-  if (!to_submit && !wait_nr) {
-    if (!UringCqOverflowPending(q)) return 0;
-    flags |= IORING_ENTER_GETEVENTS;  // flush the kernel's overflow list into the CQ
+  unsigned flags = q->enter_flags;
+  // GETEVENTS also runs deferred task work and flushes the overflow list.
+  if (wait_nr || UringEnterPending(q)) flags |= IORING_ENTER_GETEVENTS;
+  if (!to_submit && !(flags & IORING_ENTER_GETEVENTS)) return 0;
+  if (wait_nr && timeout_ns) {
+    UringTimespec ts = {static_cast<int64_t>(timeout_ns / 1000000000), static_cast<int64_t>(timeout_ns % 1000000000)};
+    UringGeteventsArg arg = {};
+    arg.ts = reinterpret_cast<uintptr_t>(&ts);
+    return SysEnter(q->enter_fd, to_submit, wait_nr, flags | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
   }
-  return SysEnter(q->fd, to_submit, wait_nr, flags);
+  return SysEnter(q->enter_fd, to_submit, wait_nr, flags);
+}
+
+bool UringEnterPending(const UringQueue* q) {
+  return LoadRelaxed(q->sq_flags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 }
 
 unsigned UringCqReady(const UringQueue* q) {
@@ -160,10 +214,6 @@ io_uring_cqe* UringCqeAt(UringQueue* q, unsigned i) {
 void UringCqAdvance(UringQueue* q, unsigned n) {
   // Release: we are done reading these CQEs before the kernel may reuse them.
   StoreRelease(q->cq_head, *q->cq_head + n);
-}
-
-bool UringCqOverflowPending(const UringQueue* q) {
-  return LoadRelaxed(q->sq_flags) & IORING_SQ_CQ_OVERFLOW;
 }
 
 int UringRegisterEventfd(UringQueue* q, int efd) {

@@ -41,6 +41,33 @@
 #ifndef IORING_SETUP_SUBMIT_ALL
 #define IORING_SETUP_SUBMIT_ALL (1U << 7)  // 5.18
 #endif
+#ifndef IORING_SETUP_COOP_TASKRUN
+#define IORING_SETUP_COOP_TASKRUN (1U << 8)  // 5.19
+#endif
+#ifndef IORING_SETUP_TASKRUN_FLAG
+#define IORING_SETUP_TASKRUN_FLAG (1U << 9)  // 5.19
+#endif
+#ifndef IORING_SETUP_SINGLE_ISSUER
+#define IORING_SETUP_SINGLE_ISSUER (1U << 12)  // 6.0
+#endif
+#ifndef IORING_SETUP_DEFER_TASKRUN
+#define IORING_SETUP_DEFER_TASKRUN (1U << 13)  // 6.1
+#endif
+#ifndef IORING_SETUP_NO_SQARRAY
+#define IORING_SETUP_NO_SQARRAY (1U << 16)  // 6.6
+#endif
+#ifndef IORING_FEAT_EXT_ARG
+#define IORING_FEAT_EXT_ARG (1U << 8)  // 5.11
+#endif
+#ifndef IORING_SQ_TASKRUN
+#define IORING_SQ_TASKRUN (1U << 2)  // 5.19
+#endif
+#ifndef IORING_ENTER_EXT_ARG
+#define IORING_ENTER_EXT_ARG (1U << 3)  // 5.11
+#endif
+#ifndef IORING_ENTER_REGISTERED_RING
+#define IORING_ENTER_REGISTERED_RING (1U << 4)  // 5.18
+#endif
 #ifndef IORING_FEAT_NODROP
 #define IORING_FEAT_NODROP (1U << 1)  // 5.5
 #endif
@@ -51,6 +78,12 @@
 // Register opcodes (macros up to 5.7, an enum since).
 #ifndef IORING_REGISTER_PROBE
 #define IORING_REGISTER_PROBE 8  // 5.6
+#endif
+#ifndef IORING_REGISTER_RING_FDS
+#define IORING_REGISTER_RING_FDS 20  // 5.18
+#endif
+#ifndef IORING_UNREGISTER_RING_FDS
+#define IORING_UNREGISTER_RING_FDS 21  // 5.18
 #endif
 #ifndef IO_URING_OP_SUPPORTED
 #define IO_URING_OP_SUPPORTED (1U << 0)  // 5.6
@@ -82,6 +115,28 @@ struct UringProbeHeader {
   uint32_t resv2[3];
 };
 static_assert(sizeof(UringProbeOp) == 8 && sizeof(UringProbeHeader) == 16, "io_uring_probe ABI");
+
+// struct io_uring_rsrc_update (5.13), as IORING_REGISTER_RING_FDS reads it.
+struct UringRsrcUpdate {
+  uint32_t offset;
+  uint32_t resv;
+  uint64_t data;
+};
+static_assert(sizeof(UringRsrcUpdate) == 16, "io_uring_rsrc_update ABI");
+
+// struct io_uring_getevents_arg (5.11) for IORING_ENTER_EXT_ARG, and the
+// __kernel_timespec its ts points to.
+struct UringGeteventsArg {
+  uint64_t sigmask;
+  uint32_t sigmask_sz;
+  uint32_t min_wait_usec;  // 6.12; 0 before (a pad the kernel ignores)
+  uint64_t ts;
+};
+struct UringTimespec {
+  int64_t tv_sec;
+  int64_t tv_nsec;
+};
+static_assert(sizeof(UringGeteventsArg) == 24 && sizeof(UringTimespec) == 16, "io_uring_getevents_arg ABI");
 
 // SQE fields newer than 5.4, written at their ABI offsets: cmd_op (5.19)
 // shares the 8 bytes of `off`, addr3 (6.0) the first 8 of `__pad2`.
