@@ -89,6 +89,19 @@ export function abortError(signal: AbortSignal): AbortError {
   return new AbortError(undefined, { cause: signal.reason });
 }
 
+/**
+ * `done`, or an AbortError as soon as `signal` aborts: the work itself goes
+ * on (its buffers stay in use) and whatever it settles with is discarded.
+ */
+export function rejectOnAbort<T>(done: Promise<T>, signal: AbortSignal | null): Promise<T> {
+  if (!signal) return done;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    done.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 /** Turns an error thrown by the addon into the user-facing class. */
 export function fromNative(e: unknown, path?: string): Error {
   if (e instanceof Error) {

@@ -3,11 +3,11 @@ import type { WriteLog } from './write-log';
 import { Qcow2Device } from './format/qcow2';
 
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
-import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative } from './errors';
+import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative, rejectOnAbort } from './errors';
 import { BufferPool } from './aligned';
 import { native, type DeviceInfo, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
 import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
-import { flushed, queueFlush } from './queued-requests';
+import { queueSubmit, submitted } from './queued-requests';
 import { RawQueue } from './raw-queue';
 import {
   CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, FLAG, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
@@ -172,14 +172,7 @@ const SYSCALLS: Record<string, string> = {
 
 // Aborting a submitted batch: every request is in the engine, so the results
 // are discarded (buffers stay pinned until completion).
-function withSignal<T>(done: Promise<T>, signal: AbortSignal | null): Promise<T> {
-  if (!signal) return done;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    done.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
+const withSignal = rejectOnAbort;
 
 /**
  * One io_uring instance (or fallback engine) bound to the event loop of the
@@ -199,7 +192,7 @@ export class Ring implements DeviceOwner {
   #freeIds: number[] = [];
   #queued = 0;
   #queuedBuffers: ArrayBufferView[] = [];
-  #flushScheduled = false;
+  #submitScheduled = false;
   #closing: Promise<void> | null = null;
   #waiters: (() => boolean)[] = [];
 
@@ -361,11 +354,11 @@ export class Ring implements DeviceOwner {
     if (normalized.length === 0) return Promise.resolve([]);
     // Earlier single requests go first (they are older), then the batch as
     // one atomic submission.
-    this.#flush();
+    this.#submitQueued();
     const done = new Promise<RequestResult[]>((resolve, reject) => {
       const batch: Batch = { results: new Array<RequestResult>(normalized.length), remaining: normalized.length, resolve };
       for (let i = 0; i < normalized.length; i++) this.#enqueue(normalized[i]!, null, batch, i);
-      const failure = this.#flush(true);
+      const failure = this.#submitQueued(true);
       if (failure) reject(failure);
     });
     return withSignal(done, signal);
@@ -438,7 +431,7 @@ export class Ring implements DeviceOwner {
     // Resizes run in order, each after the requests issued before it; a
     // close() issued after a resize waits for it.
     const run = async (): Promise<void> => {
-      this.#flush();
+      this.#submitQueued();
       await this.#until(() => dev._inflight === 0);
       if (!this.#fds.has(dev)) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
       try {
@@ -525,28 +518,28 @@ export class Ring implements DeviceOwner {
     }
     this.#queued++;
     req.dev._inflight++;
-    if (!this.#flushScheduled) {
+    if (!this.#submitScheduled) {
       // Requests made in the same tick share one submission syscall.
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushTask);
-      queueFlush(this.#flushNow);
+      this.#submitScheduled = true;
+      queueMicrotask(this.#submitTask);
+      queueSubmit(this.#submitNow);
     }
   }
 
-  readonly #flushTask = (): void => {
-    this.#flushScheduled = false;
-    this.#flush();
+  readonly #submitTask = (): void => {
+    this.#submitScheduled = false;
+    this.#submitQueued();
   };
 
-  readonly #flushNow = (): void => {
-    this.#flush();
+  readonly #submitNow = (): void => {
+    this.#submitQueued();
   };
 
   // Submits the queued records. Single requests are checked one by one: a
-  // refused record rejects only its own promise. An atomic flush (a batch)
+  // refused record rejects only its own promise. An atomic submission (a batch)
   // submits all or nothing and returns the first refusal instead.
-  #flush(atomic = false): Error | null {
-    flushed(this.#flushNow);
+  #submitQueued(atomic = false): Error | null {
+    submitted(this.#submitNow);
     const count = this.#queued;
     if (count === 0) return null;
     const buffers = this.#queuedBuffers;
@@ -572,7 +565,7 @@ export class Ring implements DeviceOwner {
     if (atomic) {
       for (let i = 0; i < count; i++) this.#forget(ids(i));
       // In a batch the record index is the request's index (submit()
-      // flushed the single requests before it).
+      // submitted the single requests before it).
       const f = failures[0]!;
       first = recordError({ ...f, message: `requests[${f.index}]: ${f.message}` });
     } else {

@@ -205,7 +205,7 @@ std::vector<RingHandle::Failure> RingHandle::SubmitRecords(const double* sq, uin
     registered_.Acquire(*r);
     engine_->Accept(r);
   }
-  engine_->Flush();
+  engine_->Dispatch();
   UpdateRefs();
   return failures;
 }
@@ -312,7 +312,7 @@ void RingHandle::OnReadable() {
   //
   // Submissions a callback makes are only staged (HoldSubmits); the next
   // Process submits them in the one io_uring_enter that also reaps, and
-  // the Flush after the loop submits what the last callback staged. In
+  // the Dispatch after the loop submits what the last callback staged. In
   // polling mode (pollMicros) that enter also waits, bounded, for the next
   // completion, as fio's io_uring engine does at depth 1; this thread is
   // then blocked for at most kBatchesPerWakeup waits.
@@ -329,7 +329,7 @@ void RingHandle::OnReadable() {
   }
   if (engine_) {
     engine_->HoldSubmits(false);
-    engine_->Flush();
+    engine_->Dispatch();
   }
   in_callback_ = false;
   napi_close_handle_scope(env, scope);

@@ -151,7 +151,7 @@ void Engine::Ready(Request* r) {
   }
 }
 
-int Engine::Flush() {
+int Engine::Dispatch() {
   while (backlog_head_ && in_backend_ < backend_->capacity()) {
     Request* r = backlog_head_;
     if (!backend_->Prepare(r)) break;
@@ -215,7 +215,7 @@ void Engine::Finish(Request* r, int64_t result) {
 bool Engine::WaitForCompletion(uint64_t timeout_ns) {
   if (!in_backend_ || !finished_.empty() || !instant_.empty()) return false;
   int r = backend_->SubmitAndWait(timeout_ns);
-  if (r == -EAGAIN || r == -EBUSY) EventfdSignal(eventfd_);  // as Flush: retry on the next pass
+  if (r == -EAGAIN || r == -EBUSY) EventfdSignal(eventfd_);  // as Dispatch: retry on the next pass
   return r != -EOPNOTSUPP;
 }
 
@@ -223,7 +223,7 @@ size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
   if (drain_eventfd) EventfdDrain(eventfd_);
   // What a completion callback staged goes out now, in the enter that also
   // posts completions the kernel holds (DEFER_TASKRUN).
-  Flush();
+  Dispatch();
   size_t delivered = 0;
   size_t next = 0;
   for (;;) {
@@ -250,7 +250,7 @@ size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
       for (Request* r : now) Finish(r, 0);
     }
     unsigned reaped = backend_->Reap(this, 4096);
-    Flush();
+    Dispatch();
     if (!reaped && !instant && finished_.empty()) break;
   }
   return delivered;
@@ -258,7 +258,7 @@ size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
 
 void Engine::Drain(CompletionSink* sink) {
   while (inflight_) {
-    Flush();
+    Dispatch();
     if (!Process(sink) && inflight_) {
       if (in_backend_) {
         backend_->Wait();

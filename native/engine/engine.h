@@ -54,10 +54,10 @@ class Engine final : private AttemptSink {
   // Accepts a filled request: schedules it (it may stay dormant).
   void Accept(Request* r);
   // Pushes enabled requests to the backend and the kernel.
-  int Flush();
-  // While held, Flush stages requests without a syscall. The binding holds
+  int Dispatch();
+  // While held, Dispatch stages requests without a syscall. The binding holds
   // submissions during a completion callback; the next Process (or the
-  // Flush after the last callback) submits them in the enter that reaps.
+  // Dispatch after the last callback) submits them in the enter that reaps.
   void HoldSubmits(bool hold) { hold_ = hold; }
   // Polling mode: submits what is staged and blocks up to timeout_ns for a
   // completion. False when nothing is in the kernel or the backend cannot.
