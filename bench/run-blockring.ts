@@ -214,7 +214,9 @@ function runRaw(ring: Ring, dev: BlockDevice, job: JobSpec, w: Workload): Promis
   const submit = (count: number): void => {
     raw.submit(count);
     // One timestamp per submission call, taken after it returns: fio's
-    // clat for io_uring also starts after io_uring_enter().
+    // clat for io_uring also starts after io_uring_enter(). Inside a
+    // completion callback the records only queue, and reach the kernel when
+    // the callback returns, so clat there includes the rest of the callback.
     const t = nowNs();
     for (let j = 0; j < count; j++) submitted[sq[j * 8]!] = t;
     inflight += count;
