@@ -54,7 +54,7 @@ export interface RingHandleOptions {
   trace: boolean;
   nullEngine?: NativeNullOptions;
   completions: 'uv-poll' | 'thread';
-  /** Microseconds to wait for the next completion after a batch (0: off). */
+  /** Microseconds to spin for the next completion after a batch (0: off). */
   pollMicros: number;
   /** $BLOCKRING_IO_URING: io_uring features to try ("none" or a comma list); undefined: all. */
   uringFeatures: string | undefined;

@@ -66,10 +66,10 @@ export interface RingOptions {
   completions?: CompletionsMode;
   /**
    * Polling mode, io_uring only (default 0: off). After a batch of completion
-   * callbacks, the ring's thread waits up to this many microseconds inside
-   * io_uring_enter for the next completion instead of going back to the
-   * event loop: one syscall per request at depth 1, as fio does, but the
-   * event loop waits meanwhile (at most 64 such waits per wakeup).
+   * callbacks has submitted its requests, the ring's thread spins up to this
+   * many microseconds for the next completion instead of sleeping in the
+   * event loop: lower latency at depth 1, for a CPU kept busy meanwhile and
+   * an event loop that waits (at most 64 spins per wakeup).
    */
   pollMicros?: number;
 }

@@ -313,12 +313,12 @@ void RingHandle::OnReadable() {
   // Submissions a callback makes are only staged (HoldSubmits); the next
   // Process submits them in the one io_uring_enter that also reaps, and
   // the Dispatch after the loop submits what the last callback staged. In
-  // polling mode (pollMicros) that enter also waits, bounded, for the next
-  // completion, as fio's io_uring engine does at depth 1; this thread is
-  // then blocked for at most kBatchesPerWakeup waits.
+  // polling mode (pollMicros) this thread then spins, bounded, for the next
+  // completion instead of sleeping in epoll_wait; it is then busy for at
+  // most kBatchesPerWakeup spins per wakeup.
   for (unsigned round = 0; round < kBatchesPerWakeup; round++) {
     completions_->Reset();
-    if (round > 0 && poll_ns_) engine_->WaitForCompletion(poll_ns_);
+    if (round > 0 && poll_ns_) engine_->SpinForCompletion(poll_ns_);
     engine_->Process(completions_.get(), round == 0);  // the eventfd needs draining once
     if (completions_->empty()) break;
     engine_->HoldSubmits(true);

@@ -42,9 +42,9 @@ class Backend {
   // Hands staged attempts to the kernel. Returns >= 0 or -errno; -EAGAIN and
   // -EBUSY mean "reap first, then try again".
   virtual int Submit() = 0;
-  // Submit, then block up to timeout_ns until a completion may be
-  // reapable (polling mode). -EOPNOTSUPP where the backend cannot wait so.
-  virtual int SubmitAndWait(uint64_t) { return -95; }
+  // Polling mode: submit, then busy-wait up to spin_ns until a completion
+  // is reapable (-ETIME if none came). -EOPNOTSUPP where the backend cannot.
+  virtual int SubmitAndSpin(uint64_t /*spin_ns*/) { return -95; }
   // Non-blocking: reports up to max finished attempts to sink.
   virtual unsigned Reap(AttemptSink* sink, unsigned max) = 0;
   // Blocks until a completion may be reapable (teardown drain).

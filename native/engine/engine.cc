@@ -212,9 +212,9 @@ void Engine::Finish(Request* r, int64_t result) {
   if (--dev->inflight == 0 && dev->closing) FreeDevice(dev);
 }
 
-bool Engine::WaitForCompletion(uint64_t timeout_ns) {
+bool Engine::SpinForCompletion(uint64_t spin_ns) {
   if (!in_backend_ || !finished_.empty() || !instant_.empty()) return false;
-  int r = backend_->SubmitAndWait(timeout_ns);
+  int r = backend_->SubmitAndSpin(spin_ns);
   if (r == -EAGAIN || r == -EBUSY) EventfdSignal(eventfd_);  // as Dispatch: retry on the next pass
   return r != -EOPNOTSUPP;
 }

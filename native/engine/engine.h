@@ -59,9 +59,9 @@ class Engine final : private AttemptSink {
   // submissions during a completion callback; the next Process (or the
   // Dispatch after the last callback) submits them in the enter that reaps.
   void HoldSubmits(bool hold) { hold_ = hold; }
-  // Polling mode: submits what is staged and blocks up to timeout_ns for a
+  // Polling mode: submits what is staged and spins up to spin_ns for a
   // completion. False when nothing is in the kernel or the backend cannot.
-  bool WaitForCompletion(uint64_t timeout_ns);
+  bool SpinForCompletion(uint64_t spin_ns);
   // Drains the eventfd (unless told not to: a caller reaping again in the
   // same wakeup) and reaps: retries, resubmissions and released dormant
   // requests go back to the kernel in the same pass. Every finished request

@@ -18,9 +18,8 @@ int SysSetup(unsigned entries, io_uring_params* p) {
   return r < 0 ? -errno : static_cast<int>(r);
 }
 
-int SysEnter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, const void* arg = nullptr,
-             size_t argsz = 0) {
-  long r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, arg, argsz);
+int SysEnter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags) {
+  long r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, nullptr, 0);
   return r < 0 ? -errno : static_cast<int>(r);
 }
 
@@ -178,7 +177,7 @@ unsigned UringSqPending(const UringQueue* q) {
   return q->sqe_tail - LoadAcquire(q->sq_head);
 }
 
-int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit, uint64_t timeout_ns) {
+int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit) {
   // Release makes the SQE contents visible before the kernel sees the new tail.
   if (*q->sq_tail != q->sqe_tail) StoreRelease(q->sq_tail, q->sqe_tail);
   // Everything published and not yet consumed, including SQEs a previous
@@ -189,12 +188,6 @@ int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit, uint64_t ti
   // GETEVENTS also runs deferred task work and flushes the overflow list.
   if (wait_nr || UringEnterPending(q)) flags |= IORING_ENTER_GETEVENTS;
   if (!to_submit && !(flags & IORING_ENTER_GETEVENTS)) return 0;
-  if (wait_nr && timeout_ns) {
-    UringTimespec ts = {static_cast<int64_t>(timeout_ns / 1000000000), static_cast<int64_t>(timeout_ns % 1000000000)};
-    UringGeteventsArg arg = {};
-    arg.ts = reinterpret_cast<uintptr_t>(&ts);
-    return SysEnter(q->enter_fd, to_submit, wait_nr, flags | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
-  }
   return SysEnter(q->enter_fd, to_submit, wait_nr, flags);
 }
 

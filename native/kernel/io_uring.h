@@ -109,11 +109,10 @@ unsigned UringSqPending(const UringQueue* q);
 
 // Publishes staged SQEs and enters the kernel, which consumes at most
 // max_submit of them (0: all). wait_nr > 0 blocks until that many
-// completions are available; with timeout_ns > 0 (needs IORING_FEAT_EXT_ARG)
-// for at most that long, then -ETIME. Any enter also asks for events when
-// the kernel holds completion work only an enter runs (DEFER_TASKRUN, CQ
-// overflow), so one syscall submits and reaps. Returns SQEs consumed or -errno.
-int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit = 0, uint64_t timeout_ns = 0);
+// completions are available. Any enter also asks for events when the kernel
+// holds completion work only an enter runs (DEFER_TASKRUN, CQ overflow), so
+// one syscall submits and reaps. Returns SQEs consumed or -errno.
+int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit = 0);
 // True when completions wait for an enter to be posted: deferred task work
 // (IORING_SQ_TASKRUN) or the kernel's CQ overflow list.
 bool UringEnterPending(const UringQueue* q);

@@ -56,14 +56,8 @@
 #ifndef IORING_SETUP_NO_SQARRAY
 #define IORING_SETUP_NO_SQARRAY (1U << 16)  // 6.6
 #endif
-#ifndef IORING_FEAT_EXT_ARG
-#define IORING_FEAT_EXT_ARG (1U << 8)  // 5.11
-#endif
 #ifndef IORING_SQ_TASKRUN
 #define IORING_SQ_TASKRUN (1U << 2)  // 5.19
-#endif
-#ifndef IORING_ENTER_EXT_ARG
-#define IORING_ENTER_EXT_ARG (1U << 3)  // 5.11
 #endif
 #ifndef IORING_ENTER_REGISTERED_RING
 #define IORING_ENTER_REGISTERED_RING (1U << 4)  // 5.18
@@ -123,20 +117,6 @@ struct UringRsrcUpdate {
   uint64_t data;
 };
 static_assert(sizeof(UringRsrcUpdate) == 16, "io_uring_rsrc_update ABI");
-
-// struct io_uring_getevents_arg (5.11) for IORING_ENTER_EXT_ARG, and the
-// __kernel_timespec its ts points to.
-struct UringGeteventsArg {
-  uint64_t sigmask;
-  uint32_t sigmask_sz;
-  uint32_t min_wait_usec;  // 6.12; 0 before (a pad the kernel ignores)
-  uint64_t ts;
-};
-struct UringTimespec {
-  int64_t tv_sec;
-  int64_t tv_nsec;
-};
-static_assert(sizeof(UringGeteventsArg) == 24 && sizeof(UringTimespec) == 16, "io_uring_getevents_arg ABI");
 
 // SQE fields newer than 5.4, written at their ABI offsets: cmd_op (5.19)
 // shares the 8 bytes of `off`, addr3 (6.0) the first 8 of `__pad2`.
