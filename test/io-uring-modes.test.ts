@@ -2,7 +2,7 @@
 // picks the features a ring may use (engineInfo.features says which it got),
 // pollMicros is checked before anything starts, and in polling mode a
 // depth-1 O_DIRECT loop gets its completions inside the wakeup's bounded
-// waits, not one event-loop turn per request. (conformance.test.ts runs
+// spins, not one event-loop turn per request. (conformance.test.ts runs
 // every check with the features off and in polling mode.)
 import fs from 'node:fs';
 import os from 'node:os';
