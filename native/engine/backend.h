@@ -45,6 +45,10 @@ class Backend {
   // Polling mode: submit, then busy-wait up to spin_ns until a completion
   // is reapable (-ETIME if none came). -EOPNOTSUPP where the backend cannot.
   virtual int SubmitAndSpin(uint64_t /*spin_ns*/) { return -95; }
+  // While the engine's owner is reaping anyway, stop signalling the eventfd
+  // (mute). Unmuting returns true when completions may have arrived unsignalled,
+  // so the engine signals the eventfd itself. False when not supported.
+  virtual bool MuteEventfd(bool /*mute*/) { return false; }
   // Non-blocking: reports up to max finished attempts to sink.
   virtual unsigned Reap(AttemptSink* sink, unsigned max) = 0;
   // Blocks until a completion may be reapable (teardown drain).

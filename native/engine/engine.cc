@@ -212,6 +212,10 @@ void Engine::Finish(Request* r, int64_t result) {
   if (--dev->inflight == 0 && dev->closing) FreeDevice(dev);
 }
 
+void Engine::MuteEventfd(bool mute) {
+  if (backend_->MuteEventfd(mute)) EventfdSignal(eventfd_);
+}
+
 bool Engine::SpinForCompletion(uint64_t spin_ns) {
   if (!in_backend_ || !finished_.empty() || !instant_.empty()) return false;
   int r = backend_->SubmitAndSpin(spin_ns);

@@ -59,6 +59,10 @@ class Engine final : private AttemptSink {
   // submissions during a completion callback; the next Process (or the
   // Dispatch after the last callback) submits them in the enter that reaps.
   void HoldSubmits(bool hold) { hold_ = hold; }
+  // Around a wakeup's reap loop: the kernel need not signal the eventfd
+  // while its owner reaps anyway; whatever arrived meanwhile is signalled
+  // here on unmute, for the next turn.
+  void MuteEventfd(bool mute);
   // Polling mode: submits what is staged and spins up to spin_ns for a
   // completion. False when nothing is in the kernel or the backend cannot.
   bool SpinForCompletion(uint64_t spin_ns);

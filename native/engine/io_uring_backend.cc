@@ -146,6 +146,21 @@ class IoUringBackend final : public Backend {
     }
   }
 
+  bool MuteEventfd(bool mute) override {
+    // Only under DEFER_TASKRUN, where the only completion work that arrives
+    // asynchronously is queued task work, which sets IORING_SQ_TASKRUN with a
+    // full barrier (x86's locked RMW) before the kernel checks cq_flags; other
+    // paths order the CQ tail store and that check with no full barrier, so a
+    // completion could slip past both sides.
+#if defined(__x86_64__)
+    if (!(features_ & kUringDeferTaskrun) || !UringMuteEventfd(&q_, mute)) return false;
+    return !mute && (UringCqReady(&q_) || UringEnterPending(&q_));
+#else
+    (void)mute;
+    return false;
+#endif
+  }
+
   unsigned Reap(AttemptSink* sink, unsigned max) override {
     unsigned total = 0;
     for (;;) {

@@ -76,6 +76,9 @@ int MapRings(UringQueue* q, const io_uring_params& p) {
   q->cq_mask = *At<unsigned>(q->cq_map, p.cq_off.ring_mask);
   q->cq_overflow = At<unsigned>(q->cq_map, p.cq_off.overflow);
   q->cqes = At<io_uring_cqe>(q->cq_map, p.cq_off.cqes);
+  unsigned flags_off;
+  memcpy(&flags_off, reinterpret_cast<const char*>(&p.cq_off) + kCqOffFlags, sizeof(flags_off));
+  if (flags_off) q->cq_flags = At<unsigned>(q->cq_map, flags_off);
   // The SQ index array is an identity map: slot i always holds SQE i (as
   // the kernel reads the ring without one under NO_SQARRAY).
   if (q->sq_array) {
@@ -211,6 +214,19 @@ void UringCqAdvance(UringQueue* q, unsigned n) {
 
 int UringRegisterEventfd(UringQueue* q, int efd) {
   return SysRegister(q->fd, IORING_REGISTER_EVENTFD, &efd, 1);
+}
+
+bool UringMuteEventfd(UringQueue* q, bool muted) {
+  if (!q->cq_flags) return false;
+  unsigned f = LoadRelaxed(q->cq_flags);
+  f = muted ? f | IORING_CQ_EVENTFD_DISABLED : f & ~IORING_CQ_EVENTFD_DISABLED;
+  // Sequentially consistent: the store is ordered before the loads of
+  // cq_tail and sq_flags that follow an unmute (store-load order needs a
+  // full fence). The kernel sets IORING_SQ_TASKRUN with a locked RMW before
+  // it reads cq_flags, so one side always sees the other.
+  __atomic_store_n(q->cq_flags, f, __ATOMIC_SEQ_CST);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return true;
 }
 
 int UringRegisterBuffers(UringQueue* q, const iovec* iov, unsigned n) {

@@ -36,6 +36,7 @@ struct UringQueue {
   unsigned* cq_head = nullptr;
   unsigned* cq_tail = nullptr;
   unsigned* cq_overflow = nullptr;
+  unsigned* cq_flags = nullptr;  // 5.8+; nullptr before
   unsigned cq_mask = 0;
   io_uring_cqe* cqes = nullptr;
 
@@ -123,6 +124,11 @@ io_uring_cqe* UringCqeAt(UringQueue* q, unsigned i);  // i-th unread CQE
 void UringCqAdvance(UringQueue* q, unsigned n);
 
 int UringRegisterEventfd(UringQueue* q, int efd);
+// IORING_CQ_EVENTFD_DISABLED (5.8): while muted the kernel skips the
+// registered eventfd. Unmuting is a full barrier, so the caller's next look
+// at the CQ and sq_flags sees what was posted while muted. False (and no
+// change) on kernels without cq_flags.
+bool UringMuteEventfd(UringQueue* q, bool muted);
 int UringRegisterBuffers(UringQueue* q, const iovec* iov, unsigned n);
 int UringUnregisterBuffers(UringQueue* q);
 // Opcodes a probe reports on (every opcode blockring uses is below this).

@@ -62,6 +62,9 @@
 #ifndef IORING_ENTER_REGISTERED_RING
 #define IORING_ENTER_REGISTERED_RING (1U << 4)  // 5.18
 #endif
+#ifndef IORING_CQ_EVENTFD_DISABLED
+#define IORING_CQ_EVENTFD_DISABLED (1U << 0)  // 5.8
+#endif
 #ifndef IORING_FEAT_NODROP
 #define IORING_FEAT_NODROP (1U << 1)  // 5.5
 #endif
@@ -117,6 +120,10 @@ struct UringRsrcUpdate {
   uint64_t data;
 };
 static_assert(sizeof(UringRsrcUpdate) == 16, "io_uring_rsrc_update ABI");
+
+// io_cqring_offsets.flags (5.8) sits where 5.4's header has resv[0].
+constexpr size_t kCqOffFlags = 24;
+static_assert(offsetof(io_cqring_offsets, cqes) == 20 && sizeof(io_cqring_offsets) == 40, "io_cqring_offsets ABI");
 
 // SQE fields newer than 5.4, written at their ABI offsets: cmd_op (5.19)
 // shares the 8 bytes of `off`, addr3 (6.0) the first 8 of `__pad2`.
