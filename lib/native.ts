@@ -54,6 +54,10 @@ export interface RingHandleOptions {
   trace: boolean;
   nullEngine?: NativeNullOptions;
   completions: 'uv-poll' | 'thread';
+  /** Microseconds to spin for the next completion after a batch (0: off). */
+  pollMicros: number;
+  /** $BLOCKRING_IO_URING: io_uring features to try ("none" or a comma list); undefined: all. */
+  uringFeatures: string | undefined;
   cq: Float64Array;
   rawSq: Float64Array;
   rawCq: Float64Array;
@@ -62,7 +66,7 @@ export interface RingHandleOptions {
 
 export interface RingHandle {
   readonly engine: string;
-  readonly engineInfo: { name: string; requested: string; fallbackReason: string | null };
+  readonly engineInfo: { name: string; requested: string; fallbackReason: string | null; features: string[] };
   readonly depth: number;
   readonly completions: 'uv-poll' | 'thread';
   /** Opens (on the threadpool) and adds a device; rejects with an errno error. */

@@ -72,6 +72,7 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   bool close_pending_ = false;
   bool held_ = false;
   uint32_t depth_ = 0;
+  uint64_t poll_ns_ = 0;  // pollMicros: bounded spin for the next completion (0: off)
   std::string requested_;  // engine name asked for ("auto", ...)
   std::string fallback_;   // why `auto` passed over engines; empty if it did not
 
