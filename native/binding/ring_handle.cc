@@ -299,7 +299,7 @@ Napi::Value RingHandle::Cancel(const Napi::CallbackInfo& info) {
   if (!engine_ || !IsUint(id, static_cast<double>(by_id_.size()) - 1)) return info.Env().Undefined();
   Request* r = by_id_[static_cast<size_t>(id)];
   if (!r || r->user_data != static_cast<uint64_t>(id) || (r->flags & kFlagRaw)) return info.Env().Undefined();
-  if (engine_->Cancel(r) == Engine::CancelResult::kKernel) engine_->Flush();
+  if (engine_->Cancel(r) == Engine::CancelResult::kKernel) engine_->Dispatch();
   return info.Env().Undefined();
 }
 

@@ -75,7 +75,7 @@ class Engine final : private AttemptSink {
   enum class CancelResult {
     kFinished,  // it had already finished: nothing to do
     kDropped,   // never issued (dormant or waiting for room): finishes with -ECANCELED
-    kKernel,    // in the kernel: the backend asked it to cancel (needs a Flush)
+    kKernel,    // in the kernel: the backend asked it to cancel (needs a Dispatch)
     kRunsOut,   // in the kernel, which cannot be asked: it finishes on its own
   };
   // Cancels an accepted request that has not been handed to a sink. It
