@@ -13,7 +13,9 @@ function bucketOf(v: number): number {
   const e = v < 0x100000000 ? 31 - Math.clz32(v) : Math.floor(Math.log2(v));
   if (e >= MAX_EXP) return BUCKETS - 1;
   const shift = e - SUB_BITS;
-  return LINEAR + (e - SUB_BITS - 1) * SUB + (Math.floor(v / 2 ** shift) - SUB);
+  // A shift below 2^32 ns: Math.pow here was ~6% of a page-cache run's CPU.
+  const top = v < 0x100000000 ? v >>> shift : Math.floor(v / 2 ** shift);
+  return LINEAR + (e - SUB_BITS - 1) * SUB + (top - SUB);
 }
 
 // Highest value that maps to bucket b (what HdrHistogram reports).

@@ -32,6 +32,8 @@ export interface JobSpec {
   requests: number;
   /** Identical jobs run at once, each on its own worker thread and ring (fio's numjobs). */
   numjobs: number;
+  /** Ring option pollMicros: polling mode (0: off). */
+  pollMicros: number;
 }
 
 export class UsageError extends Error {}
@@ -111,6 +113,7 @@ job options (fio names and meanings):
   --requests N       stop after N requests instead of runtime; reports RSS at start and end
   --numjobs N        N identical jobs at once, each on its own worker thread with its own ring
                      (fio's meaning; results are the sum, latencies merged; default 1)
+  --poll_micros N    blockring: new Ring({ pollMicros: N }), the polling mode (default 0: off)
 
 output:
   --json             print results as JSON instead of a table
@@ -141,6 +144,7 @@ export function parseCli(argv: string[]): Cli | null {
       iodepth_batch_submit: { type: 'string' },
       requests: { type: 'string' },
       numjobs: { type: 'string' },
+      poll_micros: { type: 'string' },
       json: { type: 'boolean' },
       compare: { type: 'boolean' },
       rounds: { type: 'string' },
@@ -152,7 +156,7 @@ export function parseCli(argv: string[]): Cli | null {
   });
   if (values.help) return null;
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  const jobKeys = ['rw', 'rwmixread', 'bs', 'iodepth', 'direct', 'size', 'runtime', 'filename', 'requests', 'batch', 'iodepth_batch_submit', 'numjobs'] as const;
+  const jobKeys = ['rw', 'rwmixread', 'bs', 'iodepth', 'direct', 'size', 'runtime', 'filename', 'requests', 'batch', 'iodepth_batch_submit', 'numjobs', 'poll_micros'] as const;
   const defaults = jobKeys.every((k) => values[k] === undefined);
   const apis = list(values.api ?? 'raw', APIS, '--api');
   const depths = (values.iodepth ?? '32').split(',').map((s) => parseUint(s, '--iodepth', 1));
@@ -170,6 +174,7 @@ export function parseCli(argv: string[]): Cli | null {
     requests: values.requests === undefined ? 0 : parseUint(values.requests, '--requests', 1),
     submitBatch: parseUint(values.iodepth_batch_submit ?? '0', '--iodepth_batch_submit'),
     numjobs: parseUint(values.numjobs ?? '1', '--numjobs', 1),
+    pollMicros: parseUint(values.poll_micros ?? '0', '--poll_micros'),
   };
   const jobs: JobSpec[] = [];
   for (const iodepth of depths) {
@@ -200,6 +205,7 @@ export function jobArgs(job: JobSpec): string[] {
   if (job.filename) a.push('--filename', job.filename);
   if (job.requests) a.push('--requests', String(job.requests));
   if (job.numjobs > 1) a.push('--numjobs', String(job.numjobs));
+  if (job.pollMicros) a.push('--poll_micros', String(job.pollMicros));
   return a;
 }
 
@@ -208,5 +214,6 @@ export function describeJob(job: JobSpec): string {
   const mix = job.rw === 'randrw' ? `(${job.rwmixread}% read)` : '';
   const sb = job.api === 'raw' && job.submitBatch ? ` submit_batch=${job.submitBatch}` : '';
   const nj = job.numjobs > 1 ? ` numjobs=${job.numjobs}` : '';
-  return `${job.rw}${mix} bs=${bs} iodepth=${job.iodepth}${job.direct ? ' direct' : ''}${sb}${nj}`;
+  const pm = job.pollMicros ? ` poll_micros=${job.pollMicros}` : '';
+  return `${job.rw}${mix} bs=${bs} iodepth=${job.iodepth}${job.direct ? ' direct' : ''}${sb}${nj}${pm}`;
 }

@@ -52,7 +52,7 @@ async function runOne(job: JobSpec, target: Target, stream: number): Promise<Job
   let depth = 1;
   while (depth < job.iodepth) depth *= 2;
   // The engine name goes to the ring as given: a missing engine reports its own error.
-  const ring = new Ring({ engine: job.engine as EngineName, depth: Math.min(depth, 32768) });
+  const ring = new Ring({ engine: job.engine as EngineName, depth: Math.min(depth, 32768), pollMicros: job.pollMicros });
   try {
     const readOnly = job.rw === 'read' || job.rw === 'randread';
     const dev = await ring.open(target.path, { direct: job.direct, readOnly });
@@ -214,7 +214,9 @@ function runRaw(ring: Ring, dev: BlockDevice, job: JobSpec, w: Workload): Promis
   const submit = (count: number): void => {
     raw.submit(count);
     // One timestamp per submission call, taken after it returns: fio's
-    // clat for io_uring also starts after io_uring_enter().
+    // clat for io_uring also starts after io_uring_enter(). Inside a
+    // completion callback the records only queue, and reach the kernel when
+    // the callback returns, so clat there includes the rest of the callback.
     const t = nowNs();
     for (let j = 0; j < count; j++) submitted[sq[j * 8]!] = t;
     inflight += count;

@@ -1,7 +1,6 @@
 import { constants as bufferConstants } from 'node:buffer';
 
 import type { BlockDevice } from './block-device';
-import { fromNative } from './errors';
 import { native } from './native';
 import { checkOptions, checkUint, rangeError, typeError } from './validate';
 
@@ -37,12 +36,8 @@ export function allocAligned(size: number, alignment?: number | BlockDevice): Bu
     }
     align = Math.max(alignment.memoryAlignment, alignment.logicalBlockSize);
   }
-  let r;
-  try {
-    r = native.allocAligned(n, align, process.env.BLOCKRING_NO_EXTERNAL_BUFFERS === '1');
-  } catch (e) {
-    throw fromNative(e); // ENOMEM: a BlockIoError
-  }
+  // ENOMEM: a BlockIoError.
+  const r = native.allocAligned(n, align, process.env.BLOCKRING_NO_EXTERNAL_BUFFERS === '1');
   if ('buffer' in r) return r.buffer;
   return Buffer.from(r.arrayBuffer, r.offset, n);
 }

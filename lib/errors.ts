@@ -22,6 +22,9 @@ export interface BlockIoErrorDetails {
   message?: string | undefined;
 }
 
+// BlockIoError's message detail, for fromNative to rebuild it with a path.
+const details = new WeakMap<BlockIoError, string | undefined>();
+
 /**
  * An I/O request the kernel failed. `code` is the errno name; `errno` is
  * negative, as on Node's own system errors (`util.getSystemErrorName(err.errno)`).
@@ -49,6 +52,7 @@ export class BlockIoError extends Error {
     this.offset = d.offset;
     this.length = d.length;
     this.path = d.path;
+    details.set(this, d.message);
   }
 }
 
@@ -89,15 +93,26 @@ export function abortError(signal: AbortSignal): AbortError {
   return new AbortError(undefined, { cause: signal.reason });
 }
 
-/** Turns an error thrown by the addon into the user-facing class. */
-export function fromNative(e: unknown, path?: string): Error {
-  if (e instanceof Error) {
-    const n = e as Error & { errno?: number; syscall?: string; code?: string };
-    if (typeof n.errno === 'number') {
-      return new BlockIoError({ errno: n.errno, syscall: n.syscall ?? 'unknown', path, message: n.message });
-    }
-    if (typeof n.code === 'string' && n.constructor === Error) return new BlockringError(n.code, n.message);
-    return e;
-  }
-  return new Error(String(e));
+/**
+ * `done`, or an AbortError as soon as `signal` aborts: the work itself goes
+ * on (its buffers stay in use) and whatever it settles with is discarded.
+ */
+export function rejectOnAbort<T>(done: Promise<T>, signal: AbortSignal | null): Promise<T> {
+  if (!signal) return done;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    done.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/**
+ * The addon throws the user-facing classes itself (lib/native.ts hands it
+ * BlockIoError and BlockringError at load); this only adds the path lib/
+ * knows to a BlockIoError from a call that works on an fd.
+ */
+export function fromNative(e: unknown, path?: string): unknown {
+  if (path === undefined || !(e instanceof BlockIoError) || e.path !== undefined) return e;
+  return new BlockIoError({ errno: e.errno, syscall: e.syscall, op: e.op, offset: e.offset, length: e.length, path,
+    message: details.get(e) });
 }

@@ -2,6 +2,8 @@
 // the addon through these types.
 import path from 'node:path';
 
+import { BlockIoError, BlockringError } from './errors';
+
 export interface DeviceInfo {
   handle: number;
   /** The fd the addon opened and owns (for mmap). */
@@ -30,12 +32,10 @@ export interface OpenDeviceOptions {
   probeAlignment: boolean;
 }
 
-/** A record the native side refused; kind 0 TypeError, 1 RangeError, 2 state error. */
+/** A record the native side refused, with the error it built (TypeError, RangeError or BlockringError, coded). */
 export interface RecordFailure {
   index: number;
-  kind: 0 | 1 | 2;
-  code: string;
-  message: string;
+  error: Error;
 }
 
 /** Null-engine options after lib/null-engine.ts checked them (op -1 = any; Infinity = unbounded). */
@@ -54,6 +54,10 @@ export interface RingHandleOptions {
   trace: boolean;
   nullEngine?: NativeNullOptions;
   completions: 'uv-poll' | 'thread';
+  /** Microseconds to spin for the next completion after a batch (0: off). */
+  pollMicros: number;
+  /** $BLOCKRING_IO_URING: io_uring features to try ("none" or a comma list); undefined: all. */
+  uringFeatures: string | undefined;
   cq: Float64Array;
   rawSq: Float64Array;
   rawCq: Float64Array;
@@ -62,7 +66,7 @@ export interface RingHandleOptions {
 
 export interface RingHandle {
   readonly engine: string;
-  readonly engineInfo: { name: string; requested: string; fallbackReason: string | null };
+  readonly engineInfo: { name: string; requested: string; fallbackReason: string | null; features: string[] };
   readonly depth: number;
   readonly completions: 'uv-poll' | 'thread';
   /** Opens (on the threadpool) and adds a device; rejects with an errno error. */
@@ -166,6 +170,8 @@ export interface NativeBinding {
   };
   CowRegion: new (overlayFd: number, size: number, clusterSize: number, capacity: number) => CowRegionHandle;
   VhostUserBlkHandle: new (fd: number, options: VhostUserBlkHandleOptions) => VhostUserBlkHandle;
+  /** The classes native errors are built as; called once, at load. */
+  setErrorClasses(blockIo: typeof BlockIoError, blockring: typeof BlockringError): void;
   /** lseek(fd, offset, data ? SEEK_DATA : SEEK_HOLE): the offset found, or -errno. */
   seekDataOrHole(fd: number, offset: number, data: boolean): number;
 }
@@ -173,10 +179,11 @@ export interface NativeBinding {
 function load(): NativeBinding {
   // BLOCKRING_ADDON points at a specific build (the sanitizer build, say).
   const override = process.env.BLOCKRING_ADDON;
-  if (override) return require(path.resolve(override)) as NativeBinding;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const build = require('node-gyp-build') as (dir: string) => unknown;
-  return build(path.join(__dirname, '..', '..')) as NativeBinding;
+  const b = (override ? require(path.resolve(override)) : build(path.join(__dirname, '..', '..'))) as NativeBinding;
+  b.setErrorClasses(BlockIoError, BlockringError);
+  return b;
 }
 
 export const native: NativeBinding = load();

@@ -2,16 +2,16 @@
 // to the kernel in one batch at the end of the tick). MappedRegion.unmap()
 // submits them first: from submission on a request holds the pages it uses,
 // so a read issued before unmap() still lands in the region.
-const flushes = new Set<() => void>();
+const pending = new Set<() => void>();
 
-export function queueFlush(flush: () => void): void {
-  flushes.add(flush);
+export function queueSubmit(submit: () => void): void {
+  pending.add(submit);
 }
 
-export function flushed(flush: () => void): void {
-  flushes.delete(flush);
+export function submitted(submit: () => void): void {
+  pending.delete(submit);
 }
 
 export function submitQueuedRequests(): void {
-  for (const flush of [...flushes]) flush();
+  for (const submit of [...pending]) submit();
 }

@@ -1,5 +1,4 @@
 import { BlockDevice } from './block-device';
-import { fromNative } from './errors';
 import type { RingHandle } from './native';
 import { opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_BUFOFFSET, SQ_DEVICE, SQ_ID, SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE } from './records';
 import { checkBool, checkOptions, checkUint, checkViews, rangeError, typeError } from './validate';
@@ -56,11 +55,7 @@ export class RawQueue {
     const views = checkViews(buffers, 'buffers');
     const o = checkOptions(options, 'options', ['fixed']);
     const fixed = o.fixed === undefined ? true : checkBool(o.fixed, 'options.fixed');
-    try {
-      return this.#h.registerBuffers(views, fixed);
-    } catch (e) {
-      throw fromNative(e);
-    }
+    return this.#h.registerBuffers(views, fixed);
   }
 
   /** Writes one submission record (a convenience; writing `sq` directly is equivalent). */
@@ -94,11 +89,7 @@ export class RawQueue {
   submit(count: number): void {
     const n = checkUint(count, 'count');
     if (n > this.capacity) throw rangeError('ERR_OUT_OF_RANGE', `count must be at most ${this.capacity}, got ${n}`);
-    try {
-      this.#h.submitRaw(n);
-    } catch (e) {
-      throw fromNative(e);
-    }
+    this.#h.submitRaw(n);
   }
 
   /** @internal */

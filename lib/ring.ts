@@ -4,24 +4,17 @@ import type { WriteLog } from './write-log';
 import { Qcow2Device, type BackingDevice, type HostFile } from './format/qcow2';
 
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
-import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative } from './errors';
+import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative, rejectOnAbort } from './errors';
 import { BufferPool } from './aligned';
 import { native, type DeviceInfo, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
 import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
-import { flushed, queueFlush } from './queued-requests';
+import { queueSubmit, submitted } from './queued-requests';
 import { RawQueue } from './raw-queue';
 import {
   CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, FLAG, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
   SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE,
 } from './records';
 import { checkBool, checkOptions, checkUint, checkIoView, checkViews, rangeError, typeError } from './validate';
-
-function recordError(f: RecordFailure): Error {
-  const e = f.kind === 0 ? new TypeError(f.message) : f.kind === 1 ? new RangeError(f.message) : null;
-  if (!e) return new BlockringError(f.code, f.message);
-  (e as Error & { code: string }).code = f.code;
-  return e;
-}
 
 export type EngineName = 'auto' | 'io_uring' | 'libaio' | 'threads' | 'mmap' | 'null';
 export const ENGINES: readonly string[] = ['auto', 'io_uring', 'libaio', 'threads', 'mmap', 'null'];
@@ -34,6 +27,11 @@ export interface EngineInfo {
   requested: string;
   /** Why `auto` did not pick the engines before it; null when it did not fall back. */
   fallbackReason: string | null;
+  /**
+   * Optional kernel features in use (io_uring: 'single-issuer', 'defer-taskrun',
+   * 'no-sqarray', 'ring-fd'; each probed, and left out on kernels without it).
+   */
+  features: string[];
 }
 
 export interface RingOptions {
@@ -60,6 +58,14 @@ export interface RingOptions {
    * 'thread' under Bun and Deno, whose libuv emulation cannot poll, else 'uv-poll'.
    */
   completions?: CompletionsMode;
+  /**
+   * Polling mode, io_uring only (default 0: off). After a batch of completion
+   * callbacks has submitted its requests, the ring's thread spins up to this
+   * many microseconds for the next completion instead of sleeping in the
+   * event loop: lower latency at depth 1, for a CPU kept busy meanwhile and
+   * an event loop that waits (at most 64 spins per wakeup).
+   */
+  pollMicros?: number;
 }
 
 export type CompletionsMode = 'auto' | 'uv-poll' | 'thread';
@@ -141,7 +147,7 @@ interface Pending {
   unlisten: (() => void) | null;
 }
 
-const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine', 'completions'] as const;
+const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine', 'completions', 'pollMicros'] as const;
 const OPEN_KEYS = ['readOnly', 'create', 'direct', 'size', 'growable', 'exclusive', 'format', 'cacheSize', 'writeLog'] as const;
 const REQUEST_KEYS = ['op', 'dev', 'buffer', 'buffers', 'offset', 'length', 'tag', 'fua', 'metadata', 'unmap', 'signal'] as const;
 const SUBMIT_KEYS = ['signal'] as const;
@@ -160,14 +166,7 @@ const SYSCALLS: Record<string, string> = {
 
 // Aborting a submitted batch: every request is in the engine, so the results
 // are discarded (buffers stay pinned until completion).
-function withSignal<T>(done: Promise<T>, signal: AbortSignal | null): Promise<T> {
-  if (!signal) return done;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    done.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
+const withSignal = rejectOnAbort;
 
 /**
  * One io_uring instance (or fallback engine) bound to the event loop of the
@@ -188,7 +187,7 @@ export class Ring implements DeviceOwner {
   #freeIds: number[] = [];
   #queued = 0;
   #queuedBuffers: ArrayBufferView[] = [];
-  #flushScheduled = false;
+  #submitScheduled = false;
   #closing: Promise<void> | null = null;
   #waiters: (() => boolean)[] = [];
 
@@ -211,6 +210,8 @@ export class Ring implements DeviceOwner {
     if (directSubmitBatch > 65536) {
       throw rangeError('ERR_OUT_OF_RANGE', `options.directSubmitBatch must be at most 65536, got ${directSubmitBatch}`);
     }
+    const pollMicros = o.pollMicros === undefined ? 0 : checkUint(o.pollMicros, 'options.pollMicros');
+    if (pollMicros > 1e6) throw rangeError('ERR_OUT_OF_RANGE', `options.pollMicros must be at most 1000000, got ${pollMicros}`);
     let nullEngine: NativeNullOptions | undefined;
     if (engine === 'null') nullEngine = normalizeNullEngine(o.nullEngine);
     else if (o.nullEngine !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', "options.nullEngine needs engine 'null'");
@@ -224,14 +225,11 @@ export class Ring implements DeviceOwner {
     const completions = mode === 'auto' ? autoCompletions() : (mode as 'uv-poll' | 'thread');
     const rawSq = new Float64Array(RAW_SQ_CAPACITY * SQ_STRIDE);
     const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
-    try {
-      this.#h = new native.RingHandle({
-        engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, completions, cq: this.#cq, rawSq, rawCq,
-        onComplete: (n, nraw) => this.#onComplete(n, nraw),
-      });
-    } catch (e) {
-      throw fromNative(e);
-    }
+    this.#h = new native.RingHandle({
+      engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, completions, pollMicros,
+      uringFeatures: process.env.BLOCKRING_IO_URING, cq: this.#cq, rawSq, rawCq,
+      onComplete: (n, nraw) => this.#onComplete(n, nraw),
+    });
     this.#raw = new RawQueue(this.#h, rawSq, rawCq);
   }
 
@@ -347,11 +345,11 @@ export class Ring implements DeviceOwner {
     if (normalized.length === 0) return Promise.resolve([]);
     // Earlier single requests go first (they are older), then the batch as
     // one atomic submission.
-    this.#flush();
+    this.#submitQueued();
     const done = new Promise<RequestResult[]>((resolve, reject) => {
       const batch: Batch = { results: new Array<RequestResult>(normalized.length), remaining: normalized.length, resolve };
       for (let i = 0; i < normalized.length; i++) this.#enqueue(normalized[i]!, null, batch, i);
-      const failure = this.#flush(true);
+      const failure = this.#submitQueued(true);
       if (failure) reject(failure);
     });
     return withSignal(done, signal);
@@ -424,7 +422,7 @@ export class Ring implements DeviceOwner {
     // Resizes run in order, each after the requests issued before it; a
     // close() issued after a resize waits for it.
     const run = async (): Promise<void> => {
-      this.#flush();
+      this.#submitQueued();
       await this.#until(() => dev._inflight === 0);
       if (!this.#fds.has(dev)) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
       try {
@@ -511,28 +509,28 @@ export class Ring implements DeviceOwner {
     }
     this.#queued++;
     req.dev._inflight++;
-    if (!this.#flushScheduled) {
+    if (!this.#submitScheduled) {
       // Requests made in the same tick share one submission syscall.
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushTask);
-      queueFlush(this.#flushNow);
+      this.#submitScheduled = true;
+      queueMicrotask(this.#submitTask);
+      queueSubmit(this.#submitNow);
     }
   }
 
-  readonly #flushTask = (): void => {
-    this.#flushScheduled = false;
-    this.#flush();
+  readonly #submitTask = (): void => {
+    this.#submitScheduled = false;
+    this.#submitQueued();
   };
 
-  readonly #flushNow = (): void => {
-    this.#flush();
+  readonly #submitNow = (): void => {
+    this.#submitQueued();
   };
 
   // Submits the queued records. Single requests are checked one by one: a
-  // refused record rejects only its own promise. An atomic flush (a batch)
+  // refused record rejects only its own promise. An atomic submission (a batch)
   // submits all or nothing and returns the first refusal instead.
-  #flush(atomic = false): Error | null {
-    flushed(this.#flushNow);
+  #submitQueued(atomic = false): Error | null {
+    submitted(this.#submitNow);
     const count = this.#queued;
     if (count === 0) return null;
     const buffers = this.#queuedBuffers;
@@ -544,7 +542,7 @@ export class Ring implements DeviceOwner {
       failures = this.#h.submit(this.#sq, count, buffers, atomic);
     } catch (e) {
       // Nothing was submitted: fail each request with the cause.
-      const err = fromNative(e);
+      const err = e as Error;
       if (atomic) {
         for (let i = 0; i < count; i++) this.#forget(ids(i));
       } else {
@@ -557,12 +555,11 @@ export class Ring implements DeviceOwner {
     let first: Error | null = null;
     if (atomic) {
       for (let i = 0; i < count; i++) this.#forget(ids(i));
-      // In a batch the record index is the request's index (submit()
-      // flushed the single requests before it).
-      const f = failures[0]!;
-      first = recordError({ ...f, message: `requests[${f.index}]: ${f.message}` });
+      // The message names requests[index] (native: a batch's record index
+      // is the request's index, as submit() submitted the single requests before it).
+      first = failures[0]!.error;
     } else {
-      for (const f of failures) this.#settle(ids(f.index), 0, 0, 0, recordError(f));
+      for (const f of failures) this.#settle(ids(f.index), 0, 0, 0, f.error);
     }
     // Refused requests left their devices' counts: let close() waiters see it.
     if (this.#waiters.length) this.#runWaiters();

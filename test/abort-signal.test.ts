@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { AbortError, Ring, type BlockDevice } from '../dist/lib/index.js';
+import { AbortError, createImage, Ring, type BlockDevice, type Qcow2Device } from '../dist/lib/index.js';
 import { tempDir } from './helpers/tmp';
 
 let t: ReturnType<typeof tempDir>;
@@ -114,5 +114,71 @@ describe('requests the engine already holds (null engine, 300 ms latency)', () =
     setTimeout(() => c.abort('enough'), 20);
     isAbort(await rejection(batch), 'enough');
     expect(Date.now() - start).toBeLessThan(250);
+  });
+});
+
+describe('on a qcow2 image (requests run in TypeScript above the file device)', () => {
+  let ring: Ring;
+  let dev: Qcow2Device;
+  let img: string;
+  beforeEach(async () => {
+    img = path.join(t.dir, 'a.qcow2');
+    await createImage(img, { format: 'qcow2', size: 4 << 20 });
+    ring = new Ring({ depth: 8 });
+    dev = await ring.open(img, { format: 'qcow2' });
+  });
+  afterEach(() => ring.close());
+
+  const readBack = async (offset: number, length: number): Promise<Buffer> => {
+    const b = Buffer.alloc(length);
+    await dev.read(b, offset);
+    return b;
+  };
+
+  it('an already aborted signal rejects every call and writes nothing', async () => {
+    const reason = new Error('stop');
+    const signal = AbortSignal.abort(reason);
+    const b = Buffer.alloc(512, 7);
+    for (const p of [dev.write(b, 0, { signal }), dev.writev([b], 512, { signal }), dev.read(b, 0, { signal }),
+      dev.readv([b], 0, { signal }), dev.flush({ signal }), dev.discard(0, 512, { signal }),
+      dev.writeZeroes(0, 512, { signal })]) {
+      isAbort(await rejection(p), reason);
+    }
+    const [r] = await ring.submit([{ op: 'write', dev, buffer: b, offset: 1024, signal }]);
+    isAbort(r!.error as Error, reason);
+    expect((await readBack(0, 2048)).equals(Buffer.alloc(2048))).toBe(true);
+    expect(await dev.allocation(0, 4 << 20)).toEqual([{ offset: 0, length: 4 << 20, type: 'hole' }]); // nothing allocated
+  });
+
+  it('aborted while it waits behind an ORDERED request: dropped, never run', async () => {
+    const c = new AbortController();
+    const ordered = dev.write(Buffer.alloc(65536, 1), 0, { tag: 'ordered' });
+    const dropped = dev.write(Buffer.alloc(512, 2), 1 << 20, { signal: c.signal });
+    c.abort();
+    isAbort(await rejection(dropped));
+    expect(await ordered).toBe(65536);
+    await dev.flush();
+    expect((await readBack(1 << 20, 512)).equals(Buffer.alloc(512))).toBe(true);
+  });
+
+  it('aborted once started: rejects at once, the request runs to its end and close() waits for it', async () => {
+    const c = new AbortController();
+    const data = Buffer.alloc(1 << 20, 3);
+    const p = dev.write(data, 2 << 20, { signal: c.signal });
+    c.abort();
+    isAbort(await rejection(p));
+    await dev.close();
+    const again = await ring.open(img, { format: 'qcow2' });
+    const b = Buffer.alloc(1 << 20);
+    await again.read(b, 2 << 20);
+    expect(b.equals(data)).toBe(true);
+  });
+
+  it('a signal that is not an AbortSignal is a TypeError, in a batch too', async () => {
+    const e = await rejection(dev.read(Buffer.alloc(512), 0, { signal: {} as AbortSignal }));
+    expect(e).toBeInstanceOf(TypeError);
+    expect(e.code).toBe('ERR_INVALID_ARG_TYPE');
+    await expect(ring.submit([{ op: 'read', dev, buffer: Buffer.alloc(512), offset: 0, signal: 1 as unknown as AbortSignal }]))
+      .rejects.toThrow(/requests\[0\]\.signal must be an AbortSignal/);
   });
 });

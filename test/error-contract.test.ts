@@ -7,7 +7,7 @@ import path from 'node:path';
 import util from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { allocAligned, BlockIoError, BufferPool, OP, Ring } from '../dist/lib/index.js';
+import { allocAligned, BlockIoError, BlockringError, BufferPool, OP, Ring } from '../dist/lib/index.js';
 import { tempDir } from './helpers/tmp';
 
 let t: ReturnType<typeof tempDir>;
@@ -51,6 +51,29 @@ it('a failed resize (ftruncate) is a BlockIoError with its errno name', async ()
   expect(['EFBIG', 'EINVAL']).toContain((e as BlockIoError).code);
   expectIoError(e, (e as BlockIoError).code, 'ftruncate');
   expect(dev.size).toBe(4096);
+  await ring.close();
+});
+
+it('the addon builds the user-facing classes itself: raw refusals and batch refusals', async () => {
+  const ring = new Ring({ engine: 'threads' });
+  const dev = await ring.open(path.join(t.dir, 'classes.img'), { create: true, size: 65536 });
+  const handle = dev.handle;
+  ring.raw.registerBuffers([Buffer.alloc(4096)]);
+  await dev.close();
+  // A record naming a closed device is refused natively: a BlockringError.
+  ring.raw.prepare(0, 1, OP.read, handle, 0, 0, 4096, 0);
+  let raw: unknown = null;
+  try {
+    ring.raw.submit(1);
+  } catch (e) {
+    raw = e;
+  }
+  expect(raw).toBeInstanceOf(BlockringError);
+  expect(raw).toMatchObject({ name: 'BlockringError', code: 'ERR_DEVICE_CLOSED', message: 'record 0: device is closed' });
+  // A record past its registered buffer: a RangeError with its code.
+  const d2 = await ring.open(path.join(t.dir, 'classes2.img'), { create: true, size: 65536 });
+  ring.raw.prepare(0, 2, OP.read, d2, 0, 0, 8192, 0);
+  expect(() => ring.raw.submit(1)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
   await ring.close();
 });
 

@@ -116,11 +116,12 @@ it('an exception thrown by a completion handler is an ordinary uncaught exceptio
   expect(r.stderr).toContain('boom from completion');
 });
 
-it('4 worker threads with their own rings, terminated mid-I/O, leave no fds behind', async () => {
+it.each(['uv-poll', 'thread'])('4 worker threads with their own rings, terminated mid-I/O, leave no fds behind (completions: %s)', async (completions) => {
   const before = fdTargets().length;
   const beforeRing = ringFds();
+  const env = { ...process.env, BLOCKRING_COMPLETIONS: completions };
   const workers = Array.from({ length: 4 }, (_, i) =>
-    new Worker(path.join(fixtures, 'worker-io.js'), { workerData: { file: path.join(t.dir, `w${i}.img`) } }));
+    new Worker(path.join(fixtures, 'worker-io.js'), { env, workerData: { file: path.join(t.dir, `${completions}-w${i}.img`) } }));
   await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
     w.once('message', () => resolve());
     w.once('error', reject);

@@ -2,6 +2,8 @@
 // worker exits, Node unloads the addon, so nothing of ours (the eventfd
 // poll's close callback) may still be pending in the worker's loop. Runs in
 // a child process so this file's own thread has not loaded the addon either.
+// On both completion paths (the waiter thread's function is finalized by the
+// worker's teardown too).
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -26,7 +28,7 @@ const body = (mode) => \`
     const dev = await ring.open(workerData.file);
     const ps = [];
     for (let i = 0; i < 64; i++) ps.push(dev.read(Buffer.alloc(4096), i * 4096));
-    parentPort.postMessage(ring.engine);
+    parentPort.postMessage(ring.engine + ' ' + ring.completions);
     \${mode === 'close' ? 'await Promise.all(ps); await ring.close();' : ''}
     \${mode === 'exit' ? 'await Promise.all(ps); process.exit(0);' : ''}
     \${mode === 'terminate' ? 'await new Promise(() => setInterval(() => {}, 1000));' : ''}
@@ -36,7 +38,7 @@ const body = (mode) => \`
     for (const mode of ['terminate', 'close', 'exit', 'terminate']) {
       const w = new Worker(body(mode), { eval: true, workerData: { index, file, engine } });
       const [name] = await once(w, 'message');
-      if (name !== engine) throw new Error('engine ' + name);
+      if (name !== engine + ' ' + process.env.BLOCKRING_COMPLETIONS) throw new Error('engine ' + name);
       if (mode === 'terminate') await w.terminate();
       else await once(w, 'exit');
     }
@@ -51,7 +53,9 @@ beforeAll(() => {
 });
 afterAll(() => t.cleanup());
 
-it('workers on every engine exit, close or are terminated without crashing the process', async () => {
-  const { stdout } = await run(process.execPath, ['-e', CHILD, INDEX, path.join(t.dir, 'w.img')]);
+it.each(['uv-poll', 'thread'])('workers on every engine exit, close or are terminated without crashing the process (completions: %s)', async (completions) => {
+  const { stdout } = await run(process.execPath, ['-e', CHILD, INDEX, path.join(t.dir, `w-${completions}.img`)], {
+    env: { ...process.env, BLOCKRING_COMPLETIONS: completions },
+  });
   expect(stdout.trim()).toBe('ok');
 });

@@ -2,7 +2,8 @@
 // allocAligned, BufferPool, Buffer.alloc and mapped memory, on io_uring,
 // libaio, threads and mmap: no crash, no fd or mapping left, and every block
 // on disk exactly what some writer wrote (never freed memory). 4 workers × 50
-// rounds, in a child process so a crash fails this test.
+// rounds, in a child process so a crash fails this test; once on each
+// completion path (uv-poll, and the waiter thread Bun and Deno use).
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -15,9 +16,11 @@ beforeAll(() => {
 });
 afterAll(() => t.cleanup());
 
-it('4 workers × 1,000 in-flight writes terminated at random moments, 50 rounds', () => {
+it.each(['uv-poll', 'thread'])('4 workers × 1,000 in-flight writes terminated at random moments, 50 rounds (completions: %s)', (completions) => {
   const script = path.join(__dirname, 'fixtures', 'termination-soak.js');
-  const r = spawnSync(process.execPath, [script, t.dir, '50', '20261202', '1000'], { encoding: 'utf8', timeout: 170_000 });
+  const r = spawnSync(process.execPath, [script, t.dir, '50', '20261202', '1000'], {
+    encoding: 'utf8', timeout: 170_000, env: { ...process.env, BLOCKRING_COMPLETIONS: completions },
+  });
   expect(r.signal, r.stderr).toBeNull();
   expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {

@@ -18,7 +18,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import type { BlockDevice, Extent, TagOption, WriteOptions, WriteZeroesOptions, FlushOptions } from '../block-device';
 import { addressAlignment } from '../aligned';
-import { BlockringError } from '../errors';
+import { abortError, BlockringError, checkSignal, rejectOnAbort } from '../errors';
 import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, rangeError, typeError } from '../validate';
 import {
   INCOMPAT_COMPRESSION, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, INCOMPAT_EXTL2,
@@ -99,9 +99,9 @@ export interface Qcow2Options {
   chain: string[];
 }
 
-const READ_KEYS = ['tag'] as const;
-const WRITE_KEYS = ['tag', 'fua'] as const;
-const ALL_KEYS = ['tag', 'fua', 'metadata', 'unmap'] as const;
+const READ_KEYS = ['tag', 'signal'] as const;
+const WRITE_KEYS = ['tag', 'signal', 'fua'] as const;
+const ALL_KEYS = ['tag', 'signal', 'fua', 'metadata', 'unmap'] as const;
 
 export const MAX_BACKING_DEPTH = 16;
 export const DEFAULT_CACHE_SIZE = 4 << 20;
@@ -326,7 +326,7 @@ export class Qcow2Device {
   /** Writes back dirty metadata in dependency order, then fdatasync. */
   flush(options?: FlushOptions): Promise<void> {
     return this.#call(() => {
-      const o = checkOptions(options, 'options', ['tag', 'metadata']);
+      const o = checkOptions(options, 'options', ['tag', 'signal', 'metadata']);
       checkBool(o.metadata, 'options.metadata');
       return this.#op(o, false, () => this.#flush()).then(() => undefined);
     });
@@ -344,7 +344,7 @@ export class Qcow2Device {
 
   writeZeroes(offset: number | bigint, length: number | bigint, options?: WriteZeroesOptions): Promise<number> {
     return this.#call(() => {
-      const o = checkOptions(options, 'options', ['tag', 'unmap']);
+      const o = checkOptions(options, 'options', ['tag', 'signal', 'unmap']);
       checkBool(o.unmap, 'options.unmap');
       const off = checkUint(offset, 'offset');
       const len = checkUint(length, 'length');
@@ -383,7 +383,8 @@ export class Qcow2Device {
       for (const k of ['fua', 'metadata', 'unmap']) checkBool(r[k], `${name}.${k}`);
     }
     const offset = op === 'flush' ? 0 : checkUint(r.offset, `${name}.offset`);
-    const o = { tag: r.tag as TagOption['tag'] };
+    const signal = checkSignal(r.signal, `${name}.signal`) ?? undefined;
+    const o = { tag: r.tag as TagOption['tag'], signal };
     const w = r.fua === undefined ? o : { ...o, fua: r.fua as boolean };
     switch (op) {
       case 'read':
@@ -486,13 +487,21 @@ export class Qcow2Device {
     }
   }
 
+  // A request's `signal` (README "Cancellation"): aborted before it starts
+  // (already, or while it waits behind an ORDERED request), it is dropped;
+  // once started, a qcow2 request is several I/Os and metadata updates that
+  // run to their end (close() waits for them), and it rejects at once.
   #op<T>(options: unknown, write: boolean, fn: () => Promise<T>): Promise<T> {
     const o = checkOptions(options, 'options', ALL_KEYS);
     const tag = checkTag(o.tag);
+    const signal = checkSignal(o.signal, 'options.signal');
     if (write) this.#checkWritable();
     else this.#checkOpen();
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     const cow = this.#cow;
-    return this.#gate.run(tag, cow ? () => cow.drain().then(fn) : fn);
+    const run = cow ? () => cow.drain().then(fn) : fn;
+    if (!signal) return this.#gate.run(tag, run);
+    return rejectOnAbort(this.#gate.run(tag, () => (signal.aborted ? Promise.reject(abortError(signal)) : run())), signal);
   }
 
   #writeOp(b: Buffer, offset: unknown, options: unknown, parts: Buffer[] = [b]): Promise<number> {

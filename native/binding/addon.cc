@@ -4,6 +4,7 @@
 
 #include "../engine/factory.h"
 #include "cow_region.h"
+#include "errors.h"
 #include "memory.h"
 #include "mapped_region.h"
 #include "ring_handle.h"
@@ -23,8 +24,13 @@ class BlockringAddon final : public Napi::Addon<BlockringAddon> {
     exports.Set("CowRegion", CowRegionHandle::Define(env));
     exports.Set("seekDataOrHole", Napi::Function::New<SeekDataOrHoleJs>(env, "seekDataOrHole"));
     exports.Set("VhostUserBlkHandle", VhostUserBlkHandle::Define(env));
+    exports.Set("setErrorClasses", Napi::Function::New<SetErrorClasses>(env, "setErrorClasses"));
   }
+
+  ErrorClasses errors;
 };
+
+ErrorClasses& ErrorClassesOf(Napi::Env env) { return env.GetInstanceData<BlockringAddon>()->errors; }
 
 }  // namespace blockring
 

@@ -126,8 +126,10 @@ class ThreadWatch final : public CompletionWatch {
   void Close() override {
     listener = nullptr;
     StopThread();
-    // Calls still queued run (and find no listener); then Finalize.
-    napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
+    // Calls still queued run (and find no listener); then Finalize. Inside
+    // Finalize (the listener closing on OnEnvTeardown) the runtime is
+    // already tearing the function down: nothing to release.
+    if (!finalized_) napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
   }
 
   const char* name() const override { return "thread"; }
@@ -141,7 +143,11 @@ class ThreadWatch final : public CompletionWatch {
         if (stopping_) return;
         handed_ = true;
       }
-      if (napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking) != napi_ok) return;  // closing
+      if (napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking) != napi_ok) {
+        std::lock_guard<std::mutex> lock(mu_);
+        handed_ = false;  // closing: nothing was queued
+        return;
+      }
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return !handed_ || stopping_; });
       if (stopping_) return;
@@ -161,7 +167,10 @@ class ThreadWatch final : public CompletionWatch {
     thread_.join();
   }
 
-  // JS thread. env is null when the runtime drops queued calls at teardown.
+  // JS thread. env is null when the runtime empties its queue at teardown:
+  // Node does that after Finalize (node_api.cc: Finalize, then
+  // EmptyQueueAndDelete), so w may be finalized here and is then freed by
+  // the last of the two.
   static void CallJs(napi_env env, napi_value, void* context, void*) {
     auto* w = static_cast<ThreadWatch*>(context);
     if (env && w->listener) w->listener->OnReadable();  // may Close(); w stays until Finalize
@@ -169,14 +178,45 @@ class ThreadWatch final : public CompletionWatch {
       std::lock_guard<std::mutex> lock(w->mu_);
       w->handed_ = false;
     }
+    if (w->finalized_) {
+      w->MaybeDelete();  // the thread is joined: nobody waits on cv_
+      return;
+    }
     w->cv_.notify_one();
   }
 
+  // JS thread, once, when the runtime has closed the function: after Close()
+  // released it, or at environment teardown on its own (Node's cleanup hook
+  // for the function, or a runtime that finalizes before our hook runs).
   static void Finalize(napi_env, void* data, void*) {
     auto* w = static_cast<ThreadWatch*>(data);
-    w->StopThread();  // the runtime finalized first (teardown): the thread must not outlive w
-    if (w->hook) napi_remove_async_cleanup_hook(w->hook);
-    delete w;
+    w->finalized_ = true;
+    // Finalized with the watch still open: the listener must not keep a
+    // pointer to a watch that is about to go (it calls Close(), which then
+    // releases nothing).
+    if (CompletionListener* l = w->listener) {
+      w->listener = nullptr;
+      l->OnEnvTeardown();
+    }
+    w->StopThread();  // the thread must not outlive w
+    if (w->hook) {
+      napi_remove_async_cleanup_hook(w->hook);  // the environment may now go
+      w->hook = nullptr;
+    }
+    w->MaybeDelete();
+  }
+
+  // Freed once finalized with no call left in the runtime's queue: a call
+  // still queued comes to CallJs (env null) after Finalize, with w as its
+  // context. A runtime that drops such calls without making them leaks w
+  // (a few bytes; its thread is joined) rather than have it used after free.
+  void MaybeDelete() {
+    bool queued;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queued = handed_;
+    }
+    if (!queued) delete this;
   }
 
   napi_env env_ = nullptr;
@@ -187,6 +227,7 @@ class ThreadWatch final : public CompletionWatch {
   std::condition_variable cv_;
   bool handed_ = false;   // a call is queued to JS and has not run yet
   bool stopping_ = false;
+  bool finalized_ = false;  // JS thread only
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "../engine/io_uring_backend.h"
 #include "errors.h"
 #include "values.h"
 
@@ -67,6 +68,30 @@ EngineChoice ReadEngineChoice(Napi::Env env, Napi::Object opts) {
     choice.threads = static_cast<unsigned>(n);
   }
   ReadNullOptions(env, opts.Get("nullEngine"), &choice.null_engine);
+  // uringFeatures: $BLOCKRING_IO_URING as lib/ring.ts found it: unset for
+  // all, "none", or a comma list of kUringFeatureNames (tests force modes).
+  Napi::Value features = opts.Get("uringFeatures");
+  if (features.IsString()) {
+    std::string list = features.As<Napi::String>().Utf8Value();
+    choice.uring_features = 0;
+    size_t start = 0;
+    while (list != "none" && start <= list.size()) {
+      size_t end = list.find(',', start);
+      if (end == std::string::npos) end = list.size();
+      std::string name = list.substr(start, end - start);
+      unsigned bit = 0;
+      for (unsigned i = 0; i < 4; i++) {
+        if (name == kUringFeatureNames[i]) bit = 1u << i;
+      }
+      if (!bit) {
+        ThrowType(env, "ERR_INVALID_ARG_VALUE", "BLOCKRING_IO_URING: unknown feature '" + name +
+                                                    "' (expected none, or some of single-issuer, defer-taskrun, "
+                                                    "no-sqarray, ring-fd)");
+      }
+      choice.uring_features |= bit;
+      start = end + 1;
+    }
+  }
   return choice;
 }
 

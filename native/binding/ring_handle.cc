@@ -53,6 +53,9 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHa
   Napi::Object opts = info[0].As<Napi::Object>();
   EngineChoice choice = ReadEngineChoice(env, opts);
   bool trace = opts.Get("trace").ToBoolean().Value();
+  double poll = opts.Get("pollMicros").ToNumber().DoubleValue();
+  if (!IsUint(poll, 1e6)) ThrowRange(env, "ERR_OUT_OF_RANGE", "pollMicros out of range");
+  poll_ns_ = static_cast<uint64_t>(poll) * 1000;
   std::string completions = opts.Get("completions").ToString().Utf8Value();
   if (completions != "uv-poll" && completions != "thread") {
     ThrowType(env, "ERR_INVALID_ARG_VALUE", "completions must be 'uv-poll' or 'thread'");
@@ -171,6 +174,11 @@ Napi::Value RingHandle::EngineInfo(const Napi::CallbackInfo& info) {
   out.Set("name", EngineName(info));
   out.Set("requested", requested_);
   out.Set("fallbackReason", fallback_.empty() ? env.Null() : Napi::String::New(env, fallback_));
+  std::vector<const char*> features;
+  if (engine_) features = engine_->backend().features();
+  Napi::Array list = Napi::Array::New(env, features.size());
+  for (uint32_t i = 0; i < features.size(); i++) list.Set(i, features[i]);
+  out.Set("features", list);
   return out;
 }
 
@@ -204,20 +212,21 @@ std::vector<RingHandle::Failure> RingHandle::SubmitRecords(const double* sq, uin
     registered_.Acquire(*r);
     engine_->Accept(r);
   }
-  engine_->Flush();
+  engine_->Dispatch();
   UpdateRefs();
   return failures;
 }
 
-Napi::Array RingHandle::FailuresToJs(Napi::Env env, const std::vector<Failure>& failures) {
+Napi::Array RingHandle::FailuresToJs(Napi::Env env, const std::vector<Failure>& failures, bool batch) {
   Napi::Array out = Napi::Array::New(env, failures.size());
   for (uint32_t i = 0; i < failures.size(); i++) {
     const Failure& f = failures[i];
     Napi::Object o = Napi::Object::New(env);
     o.Set("index", f.index);
-    o.Set("kind", static_cast<int>(f.error.cls));
-    o.Set("code", f.error.code);
-    o.Set("message", f.message);
+    // In a batch the record index is the request's index (lib/ submits the
+    // single requests before a batch).
+    std::string msg = batch ? "requests[" + std::to_string(f.index) + "]: " + f.message : f.message;
+    o.Set("error", CodedError(env, f.error.cls, f.error.code, msg).Value());
     out.Set(i, o);
   }
   return out;
@@ -241,7 +250,8 @@ Napi::Value RingHandle::Submit(const Napi::CallbackInfo& info) {
   // lib/ checked every view when its call was made; one that is not a view
   // now refuses only the records using it, never the rest of the tick.
   for (uint32_t i = 0; i < views.size(); i++) views[i].bad = !ViewData(buffers.Get(i), &views[i].data, &views[i].length);
-  return FailuresToJs(env, SubmitRecords(sq.Data(), static_cast<uint32_t>(count), views, false, info[3].ToBoolean()));
+  bool atomic = info[3].ToBoolean();
+  return FailuresToJs(env, SubmitRecords(sq.Data(), static_cast<uint32_t>(count), views, false, atomic), atomic);
 }
 
 // submitRaw(count): records in rawSq, buffers from the registered table.
@@ -308,15 +318,35 @@ void RingHandle::OnReadable() {
   // code never runs inside a submit. The bound keeps a stream of such
   // completions from starving the event loop; whatever is left has
   // signalled the eventfd and comes on the next turn.
+  //
+  // Submissions a callback makes are only staged (HoldSubmits); the next
+  // Process submits them in the one io_uring_enter that also reaps, and
+  // the Dispatch after the loop submits what the last callback staged. In
+  // polling mode (pollMicros) this thread then spins, bounded, for the next
+  // completion instead of sleeping in epoll_wait; it is then busy for at
+  // most kBatchesPerWakeup spins per wakeup.
+  // The kernel's eventfd write per completion is wasted while this loop
+  // reaps anyway: muted until the loop ends (engine.h).
+  engine_->MuteEventfd(true);
   for (unsigned round = 0; round < kBatchesPerWakeup; round++) {
     completions_->Reset();
+    if (round > 0 && poll_ns_) engine_->SpinForCompletion(poll_ns_);
     engine_->Process(completions_.get(), round == 0);  // the eventfd needs draining once
     // Parked image requests go to the format layer in the same array.
     uint32_t token;
     Request* parked;
     while (!completions_->full() && engine_->TakeParked(&token, &parked)) completions_->Park(token, *parked);
     if (completions_->empty()) break;
-    if (!completions_->Deliver(env, on_complete_, self_, *async_) || close_pending_) break;
+    engine_->HoldSubmits(true);
+    bool more = completions_->Deliver(env, on_complete_, self_, *async_);
+    if (!engine_) break;  // torn down from inside the callback (environment teardown)
+    engine_->HoldSubmits(false);
+    if (!more || close_pending_) break;
+  }
+  if (engine_) {
+    engine_->HoldSubmits(false);
+    engine_->Dispatch();
+    engine_->MuteEventfd(false);
   }
   in_callback_ = false;
   if (engine_ && engine_->has_new_parked()) engine_->Wake();  // the array was full: next turn

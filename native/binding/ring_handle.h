@@ -63,7 +63,9 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   };
   std::vector<Failure> SubmitRecords(const double* sq, uint32_t count, const std::vector<View>& views, bool raw,
                                      bool atomic);
-  static Napi::Array FailuresToJs(Napi::Env env, const std::vector<Failure>& failures);
+  // [{ index, error }]: the error built as the class the user sees; batch:
+  // its message names requests[index].
+  static Napi::Array FailuresToJs(Napi::Env env, const std::vector<Failure>& failures, bool batch);
   void OnReadable() override;
   void OnEnvTeardown() override { Teardown(); }
   void UpdateRefs();
@@ -79,6 +81,7 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   bool close_pending_ = false;
   bool held_ = false;
   uint32_t depth_ = 0;
+  uint64_t poll_ns_ = 0;  // pollMicros: bounded spin for the next completion (0: off)
   std::string requested_;  // engine name asked for ("auto", ...)
   std::string fallback_;   // why `auto` passed over engines; empty if it did not
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "request.h"
 
@@ -34,11 +35,20 @@ class Backend {
   // Most attempts the backend accepts at once (the queue depth).
   virtual uint32_t capacity() const = 0;
   virtual BackendCaps caps() const { return {}; }
+  // Optional kernel features this backend instance uses (for engineInfo).
+  virtual std::vector<const char*> features() const { return {}; }
   // Stages r. False when there is no room; the engine keeps it queued.
   virtual bool Prepare(Request* r) = 0;
   // Hands staged attempts to the kernel. Returns >= 0 or -errno; -EAGAIN and
   // -EBUSY mean "reap first, then try again".
   virtual int Submit() = 0;
+  // Polling mode: submit, then busy-wait up to spin_ns until a completion
+  // is reapable (-ETIME if none came). -EOPNOTSUPP where the backend cannot.
+  virtual int SubmitAndSpin(uint64_t /*spin_ns*/) { return -95; }
+  // While the engine's owner is reaping anyway, stop signalling the eventfd
+  // (mute). Unmuting returns true when completions may have arrived unsignalled,
+  // so the engine signals the eventfd itself. False when not supported.
+  virtual bool MuteEventfd(bool /*mute*/) { return false; }
   // Non-blocking: reports up to max finished attempts to sink.
   virtual unsigned Reap(AttemptSink* sink, unsigned max) = 0;
   // Blocks until a completion may be reapable (teardown drain).

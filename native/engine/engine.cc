@@ -202,7 +202,7 @@ void Engine::Ready(Request* r) {
   }
 }
 
-int Engine::Flush() {
+int Engine::Dispatch() {
   while (backlog_head_ && in_backend_ < backend_->capacity()) {
     Request* r = backlog_head_;
     if (!backend_->Prepare(r)) break;
@@ -212,6 +212,7 @@ int Engine::Flush() {
     in_backend_++;
     if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
   }
+  if (hold_) return 0;
   int res = backend_->Submit();
   if (res < 0) {
     // The kernel is short of resources or must flush completions first.
@@ -266,8 +267,22 @@ void Engine::Finish(Request* r, int64_t result) {
   if (--dev->inflight == 0 && dev->closing) FreeDevice(dev);
 }
 
+void Engine::MuteEventfd(bool mute) {
+  if (backend_->MuteEventfd(mute)) EventfdSignal(eventfd_);
+}
+
+bool Engine::SpinForCompletion(uint64_t spin_ns) {
+  if (!in_backend_ || !finished_.empty() || !instant_.empty()) return false;
+  int r = backend_->SubmitAndSpin(spin_ns);
+  if (r == -EAGAIN || r == -EBUSY) EventfdSignal(eventfd_);  // as Dispatch: retry on the next pass
+  return r != -EOPNOTSUPP;
+}
+
 size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
   if (drain_eventfd) EventfdDrain(eventfd_);
+  // What a completion callback staged goes out now, in the enter that also
+  // posts completions the kernel holds (DEFER_TASKRUN).
+  Dispatch();
   size_t delivered = 0;
   size_t next = 0;
   for (;;) {
@@ -294,7 +309,7 @@ size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
       for (Request* r : now) Finish(r, r->result);
     }
     unsigned reaped = backend_->Reap(this, 4096);
-    Flush();
+    Dispatch();
     if (!reaped && !instant && finished_.empty()) break;
   }
   return delivered;
@@ -446,7 +461,7 @@ void Engine::Drain(CompletionSink* sink) {
   new_parked_.clear();
   new_parked_next_ = 0;
   while (inflight_) {
-    Flush();
+    Dispatch();
     if (!Process(sink) && inflight_) {
       if (in_backend_) {
         backend_->Wait();

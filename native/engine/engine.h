@@ -57,7 +57,18 @@ class Engine final : private AttemptSink {
   // Accepts a filled request: schedules it (it may stay dormant).
   void Accept(Request* r);
   // Pushes enabled requests to the backend and the kernel.
-  int Flush();
+  int Dispatch();
+  // While held, Dispatch stages requests without a syscall. The binding holds
+  // submissions during a completion callback; the next Process (or the
+  // Dispatch after the last callback) submits them in the enter that reaps.
+  void HoldSubmits(bool hold) { hold_ = hold; }
+  // Around a wakeup's reap loop: the kernel need not signal the eventfd
+  // while its owner reaps anyway; whatever arrived meanwhile is signalled
+  // here on unmute, for the next turn.
+  void MuteEventfd(bool mute);
+  // Polling mode: submits what is staged and spins up to spin_ns for a
+  // completion. False when nothing is in the kernel or the backend cannot.
+  bool SpinForCompletion(uint64_t spin_ns);
   // Drains the eventfd (unless told not to: a caller reaping again in the
   // same wakeup) and reaps: retries, resubmissions and released dormant
   // requests go back to the kernel in the same pass. Every finished request
@@ -97,6 +108,7 @@ class Engine final : private AttemptSink {
   std::unique_ptr<Backend> backend_;
   int eventfd_ = -1;
   bool trace_ = false;
+  bool hold_ = false;
   uint64_t trace_seq_ = 0;
   uint64_t inflight_ = 0;    // accepted and not yet delivered
   uint32_t in_backend_ = 0;  // prepared and not yet reaped

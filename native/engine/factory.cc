@@ -32,6 +32,7 @@ BackendResult MakeBackend(const EngineChoice& choice) {
     IoUringOptions opts;
     opts.depth = choice.depth;
     opts.direct_submit_batch = choice.direct_submit_batch;
+    opts.features = choice.uring_features & kUringAllFeatures;
     std::string why;
     out.backend = MakeIoUringBackend(opts, &out.err, &why);
     if (out.backend || !is_auto) {

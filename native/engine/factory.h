@@ -19,6 +19,9 @@ struct EngineChoice {
   uint32_t depth = 256;
   unsigned direct_submit_batch = 2;  // io_uring: most O_DIRECT SQEs per enter (0: no limit)
   unsigned threads = 4;   // worker threads for the threads engine and helpers
+  // io_uring setup features to try (kUring*, io_uring_backend.h); the
+  // thread-bound ones only for an engine used on a single thread.
+  unsigned uring_features = ~0u;
   NullOptions null_engine;  // engine "null" only
 };
 

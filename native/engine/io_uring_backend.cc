@@ -2,13 +2,18 @@
 
 #include <errno.h>
 #include <linux/fs.h>
+#include <time.h>
 
+#include "../kernel/barrier.h"
 #include "../kernel/io_limits.h"
 #include "../kernel/io_uring.h"
 #include "device.h"
 #include "io_policy.h"
 
 namespace blockring {
+
+const char* const kUringFeatureNames[4] = {"single-issuer", "defer-taskrun", "no-sqarray", "ring-fd"};
+
 namespace {
 
 constexpr uint8_t kAttemptUringDiscard = 1;
@@ -17,13 +22,29 @@ class IoUringBackend final : public Backend {
  public:
   ~IoUringBackend() override { UringTeardown(&q_); }
 
-  int Setup(uint32_t depth, unsigned direct_submit_batch, std::string* why) {
-    direct_submit_batch_ = direct_submit_batch;
-    int r = UringSetup(depth, depth * 2, &q_);
+  int Setup(const IoUringOptions& opts, std::string* why) {
+    direct_submit_batch_ = opts.direct_submit_batch;
+    // SUBMIT_ALL (5.18) keeps submitting past a failed SQE. DEFER_TASKRUN
+    // (with SINGLE_ISSUER) posts completions only when our thread enters
+    // the ring, so no task-work interrupt of the event loop's epoll_wait;
+    // the registered eventfd still fires when such work is queued, and
+    // TASKRUN_FLAG marks it in sq_flags so a reap knows to enter.
+    // COOP_TASKRUN is not asked for: it skips the wakeup of a task asleep
+    // (in epoll_wait), whose completion would then wait for some other event.
+    unsigned optional = IORING_SETUP_SUBMIT_ALL;
+    if (opts.features & kUringSingleIssuer) optional |= IORING_SETUP_SINGLE_ISSUER;
+    if (opts.features & kUringDeferTaskrun) optional |= IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    if (opts.features & kUringNoSqArray) optional |= IORING_SETUP_NO_SQARRAY;
+    int r = UringSetup(opts.depth, opts.depth * 2, optional, &q_);
     if (r < 0) {
       *why = "io_uring_setup failed";
       return r;
     }
+    if (q_.setup_flags & IORING_SETUP_SINGLE_ISSUER) features_ |= kUringSingleIssuer;
+    if (q_.setup_flags & IORING_SETUP_DEFER_TASKRUN) features_ |= kUringDeferTaskrun;
+    if (q_.setup_flags & IORING_SETUP_NO_SQARRAY) features_ |= kUringNoSqArray;
+    // A full table of registered rings (16 per thread) or an old kernel: plain fd.
+    if ((opts.features & kUringRingFd) && UringRegisterRingFd(&q_) == 0) features_ |= kUringRingFd;
     if (!(q_.features & IORING_FEAT_NODROP)) {
       // Without NODROP (before 5.5) an overflowing CQ loses completions.
       *why = "kernel lacks IORING_FEAT_NODROP (needs Linux 5.5+)";
@@ -52,6 +73,13 @@ class IoUringBackend final : public Backend {
   int Init(int eventfd) override { return UringRegisterEventfd(&q_, eventfd); }
   uint32_t capacity() const override { return q_.sq_entries; }
   BackendCaps caps() const override { return {has_fixed_}; }
+  std::vector<const char*> features() const override {
+    std::vector<const char*> out;
+    for (unsigned i = 0; i < 4; i++) {
+      if (features_ & (1u << i)) out.push_back(kUringFeatureNames[i]);
+    }
+    return out;
+  }
 
   bool Prepare(Request* r) override {
     io_uring_sqe* sqe = UringGetSqe(&q_);
@@ -96,17 +124,41 @@ class IoUringBackend final : public Backend {
     return true;
   }
 
-  int Submit() override {
-    unsigned chunk = SubmitChunk(UringSqPending(&q_), staged_direct_, direct_submit_batch_);
-    staged_direct_ = 0;
-    if (chunk >= UringSqPending(&q_)) return UringEnter(&q_, 0);
-    int total = 0;
-    while (UringSqPending(&q_)) {
-      int n = UringEnter(&q_, 0, chunk);
-      if (n <= 0) return total ? total : n;
-      total += n;
+  int Submit() override { return SubmitStaged(); }
+
+  int SubmitAndSpin(uint64_t spin_ns) override {
+    int r = SubmitStaged();
+    if (r < 0) return r;
+    // A completion shows as a CQE (task work posts it on this thread, which
+    // the kernel interrupts to run it) or, under DEFER_TASKRUN, as
+    // IORING_SQ_TASKRUN (the next enter posts it). Reading the clock every
+    // 16 turns keeps the check cheap; the bound is then a few µs coarse.
+    timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned i = 1;; i++) {
+      if (UringCqReady(&q_) || UringEnterPending(&q_)) return r;
+      CpuRelax();
+      if (i % 16) continue;
+      timespec t;
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      int64_t ns = (t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec);
+      if (ns >= static_cast<int64_t>(spin_ns)) return -ETIME;
     }
-    return total;
+  }
+
+  bool MuteEventfd(bool mute) override {
+    // Only under DEFER_TASKRUN, where the only completion work that arrives
+    // asynchronously is queued task work, which sets IORING_SQ_TASKRUN with a
+    // full barrier (x86's locked RMW) before the kernel checks cq_flags; other
+    // paths order the CQ tail store and that check with no full barrier, so a
+    // completion could slip past both sides.
+#if defined(__x86_64__)
+    if (!(features_ & kUringDeferTaskrun) || !UringMuteEventfd(&q_, mute)) return false;
+    return !mute && (UringCqReady(&q_) || UringEnterPending(&q_));
+#else
+    (void)mute;
+    return false;
+#endif
   }
 
   unsigned Reap(AttemptSink* sink, unsigned max) override {
@@ -134,8 +186,9 @@ class IoUringBackend final : public Backend {
       if (total >= max) break;
       if (!n) {
         // Completions that did not fit in the CQ wait in the kernel's
-        // overflow list until an enter with GETEVENTS flushes them.
-        if (!UringCqOverflowPending(&q_)) break;
+        // overflow list, and under DEFER_TASKRUN finished requests wait as
+        // task work, until an enter with GETEVENTS posts them.
+        if (!UringEnterPending(&q_)) break;
         UringEnter(&q_, 0);
         if (!UringCqReady(&q_)) break;
       }
@@ -155,7 +208,22 @@ class IoUringBackend final : public Backend {
   void UnregisterBuffers() override { UringUnregisterBuffers(&q_); }
 
  private:
+  // Submits what is staged, at most the O_DIRECT chunk per enter.
+  int SubmitStaged() {
+    unsigned chunk = SubmitChunk(UringSqPending(&q_), staged_direct_, direct_submit_batch_);
+    staged_direct_ = 0;
+    if (chunk >= UringSqPending(&q_)) return UringEnter(&q_, 0);
+    int total = 0;
+    while (UringSqPending(&q_)) {
+      int n = UringEnter(&q_, 0, chunk);
+      if (n <= 0) return total ? total : n;
+      total += n;
+    }
+    return total;
+  }
+
   UringQueue q_;
+  unsigned features_ = 0;  // kUring* in use
   bool has_read_ = false;
   bool has_fixed_ = false;
   bool uring_discard_ = false;
@@ -167,7 +235,7 @@ class IoUringBackend final : public Backend {
 
 std::unique_ptr<Backend> MakeIoUringBackend(const IoUringOptions& opts, int* err, std::string* why) {
   auto b = std::make_unique<IoUringBackend>();
-  int r = b->Setup(opts.depth, opts.direct_submit_batch, why);
+  int r = b->Setup(opts, why);
   if (r < 0) {
     *err = r;
     return nullptr;

@@ -9,8 +9,23 @@
 
 namespace blockring {
 
+// Setup features a ring may use, each probed at run time (kernels without
+// one get the ring without it). engineInfo and $BLOCKRING_IO_URING name them.
+enum UringFeature : unsigned {
+  kUringSingleIssuer = 1u << 0,  // IORING_SETUP_SINGLE_ISSUER (6.0)
+  kUringDeferTaskrun = 1u << 1,  // IORING_SETUP_DEFER_TASKRUN + TASKRUN_FLAG (6.1)
+  kUringNoSqArray = 1u << 2,     // IORING_SETUP_NO_SQARRAY (6.6)
+  kUringRingFd = 1u << 3,        // IORING_REGISTER_RING_FDS (5.18)
+  kUringAllFeatures = (1u << 4) - 1,
+};
+// Names in bit order: "single-issuer", "defer-taskrun", "no-sqarray", "ring-fd".
+extern const char* const kUringFeatureNames[4];
+
 struct IoUringOptions {
   uint32_t depth = 256;
+  // Features to ask for. single-issuer, defer-taskrun and ring-fd bind the
+  // ring to the creating thread: only a ring used on one thread asks.
+  unsigned features = kUringAllFeatures;
   // Most SQEs per io_uring_enter when the batch holds O_DIRECT requests
   // (0: no limit). The block layer plugs submissions of more than two.
   unsigned direct_submit_batch = 2;

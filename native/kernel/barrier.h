@@ -22,4 +22,13 @@ inline T LoadRelaxed(const T* p) {
   return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
+// One turn of a busy-wait: tells the CPU (and a hypervisor) we are spinning.
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
 }  // namespace blockring

@@ -34,7 +34,9 @@ T* At(void* base, unsigned off) {
 }
 
 int MapRings(UringQueue* q, const io_uring_params& p) {
-  q->sq_map_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+  // NO_SQARRAY (6.6, so SINGLE_MMAP too) leaves sq_off.array 0: the CQ size covers the rings.
+  bool sq_array = !(p.flags & IORING_SETUP_NO_SQARRAY);
+  q->sq_map_size = sq_array ? p.sq_off.array + p.sq_entries * sizeof(unsigned) : 0;
   q->cq_map_size = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
   if (p.features & IORING_FEAT_SINGLE_MMAP) {
     if (q->cq_map_size > q->sq_map_size) q->sq_map_size = q->cq_map_size;
@@ -67,38 +69,64 @@ int MapRings(UringQueue* q, const io_uring_params& p) {
   q->sq_tail = At<unsigned>(q->sq_map, p.sq_off.tail);
   q->sq_mask = *At<unsigned>(q->sq_map, p.sq_off.ring_mask);
   q->sq_flags = At<unsigned>(q->sq_map, p.sq_off.flags);
-  q->sq_array = At<unsigned>(q->sq_map, p.sq_off.array);
+  q->sq_array = sq_array ? At<unsigned>(q->sq_map, p.sq_off.array) : nullptr;
   q->sqes = static_cast<io_uring_sqe*>(q->sqe_map);
   q->cq_head = At<unsigned>(q->cq_map, p.cq_off.head);
   q->cq_tail = At<unsigned>(q->cq_map, p.cq_off.tail);
   q->cq_mask = *At<unsigned>(q->cq_map, p.cq_off.ring_mask);
   q->cq_overflow = At<unsigned>(q->cq_map, p.cq_off.overflow);
   q->cqes = At<io_uring_cqe>(q->cq_map, p.cq_off.cqes);
-  // The SQ index array is an identity map: slot i always holds SQE i.
-  for (unsigned i = 0; i < p.sq_entries; i++) q->sq_array[i] = i;
+  unsigned flags_off;
+  memcpy(&flags_off, reinterpret_cast<const char*>(&p.cq_off) + kCqOffFlags, sizeof(flags_off));
+  if (flags_off) q->cq_flags = At<unsigned>(q->cq_map, flags_off);
+  // The SQ index array is an identity map: slot i always holds SQE i (as
+  // the kernel reads the ring without one under NO_SQARRAY).
+  if (q->sq_array) {
+    for (unsigned i = 0; i < p.sq_entries; i++) q->sq_array[i] = i;
+  }
   q->sqe_tail = *q->sq_tail;
   return 0;
 }
 
+// Optional setup flags, newest kernel first: the order they are dropped in
+// when setup fails with EINVAL.
+const unsigned kDropOrder[] = {
+    IORING_SETUP_NO_SQARRAY,     // 6.6
+    IORING_SETUP_DEFER_TASKRUN,  // 6.1
+    IORING_SETUP_SINGLE_ISSUER,  // 6.0
+    IORING_SETUP_COOP_TASKRUN,   // 5.19
+    IORING_SETUP_SUBMIT_ALL,     // 5.18
+};
+
+// TASKRUN_FLAG is only valid with DEFER_TASKRUN or COOP_TASKRUN, and
+// DEFER_TASKRUN only with SINGLE_ISSUER.
+unsigned Consistent(unsigned f) {
+  if (!(f & IORING_SETUP_SINGLE_ISSUER)) f &= ~IORING_SETUP_DEFER_TASKRUN;
+  if (!(f & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN))) f &= ~IORING_SETUP_TASKRUN_FLAG;
+  return f;
+}
+
 }  // namespace
 
-int UringSetup(unsigned entries, unsigned cq_entries, UringQueue* q) {
-  // SUBMIT_ALL (5.18) keeps submitting past a failed SQE; CLAMP caps sizes
-  // at the kernel maximum instead of failing. Older kernels reject unknown
-  // flags with EINVAL, so drop optional ones and retry.
-  const unsigned optional[] = {IORING_SETUP_SUBMIT_ALL, 0};
-  unsigned flags = IORING_SETUP_CLAMP | (cq_entries ? IORING_SETUP_CQSIZE : 0);
+int UringSetup(unsigned entries, unsigned cq_entries, unsigned optional, UringQueue* q) {
+  // CLAMP caps sizes at the kernel maximum instead of failing.
+  const unsigned base = IORING_SETUP_CLAMP | (cq_entries ? IORING_SETUP_CQSIZE : 0);
+  optional = Consistent(optional);
   int fd = -EINVAL;
   io_uring_params p;
-  for (unsigned extra : optional) {
+  for (size_t drop = 0;; drop++) {
     memset(&p, 0, sizeof(p));
-    p.flags = flags | extra;
+    p.flags = base | optional;
     p.cq_entries = cq_entries;
     fd = SysSetup(entries, &p);
     if (fd != -EINVAL) break;
+    while (drop < sizeof(kDropOrder) / sizeof(kDropOrder[0]) && !(optional & kDropOrder[drop])) drop++;
+    if (drop == sizeof(kDropOrder) / sizeof(kDropOrder[0])) break;
+    optional = Consistent(optional & ~kDropOrder[drop]);
   }
   if (fd < 0) return fd;
   q->fd = fd;  // io_uring fds are O_CLOEXEC from creation.
+  q->enter_fd = fd;
   q->features = p.features;
   q->setup_flags = p.flags;
   q->sq_entries = p.sq_entries;
@@ -111,7 +139,26 @@ int UringSetup(unsigned entries, unsigned cq_entries, UringQueue* q) {
   return 0;
 }
 
+int UringRegisterRingFd(UringQueue* q) {
+  UringRsrcUpdate up = {};
+  up.offset = UINT32_MAX;  // any free slot; the kernel writes the index back
+  up.data = static_cast<uint64_t>(q->fd);
+  int r = SysRegister(q->fd, IORING_REGISTER_RING_FDS, &up, 1);
+  if (r < 0) return r;
+  if (r != 1) return -EINVAL;
+  q->enter_fd = static_cast<int>(up.offset);
+  q->enter_flags = IORING_ENTER_REGISTERED_RING;
+  return 0;
+}
+
 void UringTeardown(UringQueue* q) {
+  if (q->enter_flags & IORING_ENTER_REGISTERED_RING) {
+    // The slot holds a reference to the ring until unregistered (or the
+    // thread exits): without this the ring would outlive its close.
+    UringRsrcUpdate up = {};
+    up.offset = static_cast<uint32_t>(q->enter_fd);
+    SysRegister(q->fd, IORING_UNREGISTER_RING_FDS, &up, 1);
+  }
   if (q->sqe_map) munmap(q->sqe_map, q->sqe_map_size);
   if (q->cq_map && q->cq_map != q->sq_map) munmap(q->cq_map, q->cq_map_size);
   if (q->sq_map) munmap(q->sq_map, q->sq_map_size);
@@ -140,12 +187,15 @@ int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit) {
   // enter left behind.
   unsigned to_submit = UringSqPending(q);
   if (max_submit && to_submit > max_submit) to_submit = max_submit;
-  unsigned flags = wait_nr ? IORING_ENTER_GETEVENTS : 0;
-  if (!to_submit && !wait_nr) {
-    if (!UringCqOverflowPending(q)) return 0;
-    flags |= IORING_ENTER_GETEVENTS;  // flush the kernel's overflow list into the CQ
-  }
-  return SysEnter(q->fd, to_submit, wait_nr, flags);
+  unsigned flags = q->enter_flags;
+  // GETEVENTS also runs deferred task work and flushes the overflow list.
+  if (wait_nr || UringEnterPending(q)) flags |= IORING_ENTER_GETEVENTS;
+  if (!to_submit && !(flags & IORING_ENTER_GETEVENTS)) return 0;
+  return SysEnter(q->enter_fd, to_submit, wait_nr, flags);
+}
+
+bool UringEnterPending(const UringQueue* q) {
+  return LoadRelaxed(q->sq_flags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 }
 
 unsigned UringCqReady(const UringQueue* q) {
@@ -162,12 +212,21 @@ void UringCqAdvance(UringQueue* q, unsigned n) {
   StoreRelease(q->cq_head, *q->cq_head + n);
 }
 
-bool UringCqOverflowPending(const UringQueue* q) {
-  return LoadRelaxed(q->sq_flags) & IORING_SQ_CQ_OVERFLOW;
-}
-
 int UringRegisterEventfd(UringQueue* q, int efd) {
   return SysRegister(q->fd, IORING_REGISTER_EVENTFD, &efd, 1);
+}
+
+bool UringMuteEventfd(UringQueue* q, bool muted) {
+  if (!q->cq_flags) return false;
+  unsigned f = LoadRelaxed(q->cq_flags);
+  f = muted ? f | IORING_CQ_EVENTFD_DISABLED : f & ~IORING_CQ_EVENTFD_DISABLED;
+  // Sequentially consistent: the store is ordered before the loads of
+  // cq_tail and sq_flags that follow an unmute (store-load order needs a
+  // full fence). The kernel sets IORING_SQ_TASKRUN with a locked RMW before
+  // it reads cq_flags, so one side always sees the other.
+  __atomic_store_n(q->cq_flags, f, __ATOMIC_SEQ_CST);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return true;
 }
 
 int UringRegisterBuffers(UringQueue* q, const iovec* iov, unsigned n) {

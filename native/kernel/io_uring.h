@@ -14,6 +14,10 @@ namespace blockring {
 
 struct UringQueue {
   int fd = -1;
+  // What io_uring_enter takes: fd, or the registered index (RING_FDS) with
+  // IORING_ENTER_REGISTERED_RING in enter_flags.
+  int enter_fd = -1;
+  unsigned enter_flags = 0;
   unsigned features = 0;
   unsigned setup_flags = 0;
   unsigned sq_entries = 0;
@@ -32,6 +36,7 @@ struct UringQueue {
   unsigned* cq_head = nullptr;
   unsigned* cq_tail = nullptr;
   unsigned* cq_overflow = nullptr;
+  unsigned* cq_flags = nullptr;  // 5.8+; nullptr before
   unsigned cq_mask = 0;
   io_uring_cqe* cqes = nullptr;
 
@@ -44,9 +49,16 @@ struct UringQueue {
 };
 
 // Creates a ring with `entries` SQEs and `cq_entries` CQEs (0: kernel default).
-// Optional setup flags the kernel rejects are dropped and retried.
-int UringSetup(unsigned entries, unsigned cq_entries, UringQueue* q);
+// `optional` setup flags (IORING_SETUP_*) are asked for; kernels older than a
+// flag reject it with EINVAL, so the newest is dropped and setup retried
+// until it succeeds. q->setup_flags says what was kept.
+int UringSetup(unsigned entries, unsigned cq_entries, unsigned optional, UringQueue* q);
+// Unregisters the ring fd (if registered) and unmaps and closes the ring.
+// With a registered ring fd, runs on the thread that registered it.
 void UringTeardown(UringQueue* q);
+// IORING_REGISTER_RING_FDS (5.18): later enters skip the fd table lookup.
+// The index belongs to the calling thread: only that thread may enter.
+int UringRegisterRingFd(UringQueue* q);
 
 // A free SQE, zeroed, or nullptr when the submission queue is full.
 io_uring_sqe* UringGetSqe(UringQueue* q);
@@ -98,17 +110,25 @@ unsigned UringSqPending(const UringQueue* q);
 
 // Publishes staged SQEs and enters the kernel, which consumes at most
 // max_submit of them (0: all). wait_nr > 0 blocks until that many
-// completions are available. Returns SQEs consumed or -errno.
+// completions are available. Any enter also asks for events when the kernel
+// holds completion work only an enter runs (DEFER_TASKRUN, CQ overflow), so
+// one syscall submits and reaps. Returns SQEs consumed or -errno.
 int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit = 0);
+// True when completions wait for an enter to be posted: deferred task work
+// (IORING_SQ_TASKRUN) or the kernel's CQ overflow list.
+bool UringEnterPending(const UringQueue* q);
 
 // Completions ready to read, without a syscall.
 unsigned UringCqReady(const UringQueue* q);
 io_uring_cqe* UringCqeAt(UringQueue* q, unsigned i);  // i-th unread CQE
 void UringCqAdvance(UringQueue* q, unsigned n);
-// True when the kernel holds completions that did not fit in the CQ ring.
-bool UringCqOverflowPending(const UringQueue* q);
 
 int UringRegisterEventfd(UringQueue* q, int efd);
+// IORING_CQ_EVENTFD_DISABLED (5.8): while muted the kernel skips the
+// registered eventfd. Unmuting is a full barrier, so the caller's next look
+// at the CQ and sq_flags sees what was posted while muted. False (and no
+// change) on kernels without cq_flags.
+bool UringMuteEventfd(UringQueue* q, bool muted);
 int UringRegisterBuffers(UringQueue* q, const iovec* iov, unsigned n);
 int UringUnregisterBuffers(UringQueue* q);
 // Opcodes a probe reports on (every opcode blockring uses is below this).

@@ -41,6 +41,30 @@
 #ifndef IORING_SETUP_SUBMIT_ALL
 #define IORING_SETUP_SUBMIT_ALL (1U << 7)  // 5.18
 #endif
+#ifndef IORING_SETUP_COOP_TASKRUN
+#define IORING_SETUP_COOP_TASKRUN (1U << 8)  // 5.19
+#endif
+#ifndef IORING_SETUP_TASKRUN_FLAG
+#define IORING_SETUP_TASKRUN_FLAG (1U << 9)  // 5.19
+#endif
+#ifndef IORING_SETUP_SINGLE_ISSUER
+#define IORING_SETUP_SINGLE_ISSUER (1U << 12)  // 6.0
+#endif
+#ifndef IORING_SETUP_DEFER_TASKRUN
+#define IORING_SETUP_DEFER_TASKRUN (1U << 13)  // 6.1
+#endif
+#ifndef IORING_SETUP_NO_SQARRAY
+#define IORING_SETUP_NO_SQARRAY (1U << 16)  // 6.6
+#endif
+#ifndef IORING_SQ_TASKRUN
+#define IORING_SQ_TASKRUN (1U << 2)  // 5.19
+#endif
+#ifndef IORING_ENTER_REGISTERED_RING
+#define IORING_ENTER_REGISTERED_RING (1U << 4)  // 5.18
+#endif
+#ifndef IORING_CQ_EVENTFD_DISABLED
+#define IORING_CQ_EVENTFD_DISABLED (1U << 0)  // 5.8
+#endif
 #ifndef IORING_FEAT_NODROP
 #define IORING_FEAT_NODROP (1U << 1)  // 5.5
 #endif
@@ -51,6 +75,12 @@
 // Register opcodes (macros up to 5.7, an enum since).
 #ifndef IORING_REGISTER_PROBE
 #define IORING_REGISTER_PROBE 8  // 5.6
+#endif
+#ifndef IORING_REGISTER_RING_FDS
+#define IORING_REGISTER_RING_FDS 20  // 5.18
+#endif
+#ifndef IORING_UNREGISTER_RING_FDS
+#define IORING_UNREGISTER_RING_FDS 21  // 5.18
 #endif
 #ifndef IO_URING_OP_SUPPORTED
 #define IO_URING_OP_SUPPORTED (1U << 0)  // 5.6
@@ -82,6 +112,18 @@ struct UringProbeHeader {
   uint32_t resv2[3];
 };
 static_assert(sizeof(UringProbeOp) == 8 && sizeof(UringProbeHeader) == 16, "io_uring_probe ABI");
+
+// struct io_uring_rsrc_update (5.13), as IORING_REGISTER_RING_FDS reads it.
+struct UringRsrcUpdate {
+  uint32_t offset;
+  uint32_t resv;
+  uint64_t data;
+};
+static_assert(sizeof(UringRsrcUpdate) == 16, "io_uring_rsrc_update ABI");
+
+// io_cqring_offsets.flags (5.8) sits where 5.4's header has resv[0].
+constexpr size_t kCqOffFlags = 24;
+static_assert(offsetof(io_cqring_offsets, cqes) == 20 && sizeof(io_cqring_offsets) == 40, "io_cqring_offsets ABI");
 
 // SQE fields newer than 5.4, written at their ABI offsets: cmd_op (5.19)
 // shares the 8 bytes of `off`, addr3 (6.0) the first 8 of `__pad2`.

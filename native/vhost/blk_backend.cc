@@ -412,7 +412,7 @@ void BlkBackend::Process(uint32_t index) {
     }
     if (!q.vq.ArmKick()) break;
   }
-  engine_->Flush();
+  engine_->Dispatch();
   SignalCalls();
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "../engine/io_uring_backend.h"
 #include "../kernel/eventfd.h"
 #include "../kernel/file.h"
 #include "../kernel/socket.h"
@@ -57,7 +58,11 @@ int Server::Start(int caller_fd, std::unique_ptr<Delegate> delegate, const Serve
     *syscall = "eventfd";
     return r;
   }
-  BackendResult made = MakeBackend(options.engine);
+  // The engine is built here and drained here, but runs on the server
+  // thread: no io_uring feature that binds a ring to one thread.
+  EngineChoice choice = options.engine;
+  choice.uring_features &= ~(kUringSingleIssuer | kUringDeferTaskrun | kUringRingFd);
+  BackendResult made = MakeBackend(choice);
   if (!made.backend) {
     if (image_fd >= 0) CloseFd(image_fd);
     *syscall = made.syscall;
