@@ -643,7 +643,7 @@ export class Ring implements DeviceOwner {
           { resolve, reject }, null, 0);
       }),
       close: async () => {
-        this.#flush();
+        this.#submitQueued();
         await this.#until(() => target._inflight === 0 && h.deviceInflight(handle) === 0);
         h.closeDevice(handle);
         this.#imageHandles.delete(handle);

@@ -91,7 +91,7 @@ Napi::Value RingHandle::ResumeParked(const Napi::CallbackInfo& info) {
   uint32_t token = info[0].ToNumber().Uint32Value();
   bool ok = info[1].ToBoolean() ? engine_->RetryParked(token)
                                 : engine_->FinishParked(token, static_cast<int64_t>(info[2].ToNumber().DoubleValue()));
-  engine_->Flush();
+  engine_->Dispatch();
   UpdateRefs();
   return Napi::Boolean::New(env, ok);
 }
