@@ -88,6 +88,7 @@ export interface RingHandle {
     readOnly: boolean, offsetAlignment: number, memoryAlignment: number, maxTables: number): number;
   imageInstall(handle: number, table: number, entries: Float64Array): void;
   imageSet(handle: number, cluster: number, entry: number): void;
+  imageHas(handle: number, table: number): boolean;
   imageReset(handle: number, size: number): void;
   /** Retries a parked request, or finishes it with result; false when it is no longer parked. */
   resumeParked(token: number, retry: boolean, result: number): boolean;

@@ -637,6 +637,7 @@ export class Ring implements DeviceOwner {
       handle,
       install: (table, entries) => h.imageInstall(handle, table, entries),
       set: (cluster, entry) => h.imageSet(handle, cluster, entry),
+      has: (table) => h.imageHas(handle, table),
       reset: (size) => h.imageReset(handle, size),
       submit: (op, buffers, offset, length) => new Promise<number>((resolve, reject) => {
         this.#enqueue({ dev: target, op: OP[op], opName: op, tag: 0, flags: 0, buffers, offset, length, signal: null },

@@ -59,6 +59,8 @@ export interface NativeImage {
   readonly handle: number;
   install(table: number, entries: Float64Array): void;
   set(cluster: number, entry: number): void;
+  /** Whether the map holds the table (then it is current: every change was pushed). */
+  has(table: number): boolean;
   reset(size: number): void;
   /** A read or write on the image handle, split by the engine. */
   submit(op: 'read' | 'write', buffers: ArrayBufferView[], offset: number, length: number): Promise<number>;
@@ -662,7 +664,9 @@ export class Qcow2Device {
         slow = true; // compressed clusters (or a bad entry): served by this layer
         break;
       }
-      tables.forEach((t, k) => this.#installTable(firstTable + k, t));
+      tables.forEach((t, k) => {
+        if (!this.#native!.has(firstTable + k)) this.#installTable(firstTable + k, t);
+      });
       return p.retry();
     }
     // This layer serves it, through a buffer of its own.

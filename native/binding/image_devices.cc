@@ -73,6 +73,12 @@ Napi::Value RingHandle::ImageSet(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// imageHas(handle, table): whether the map holds it (it is then current: every change is pushed).
+Napi::Value RingHandle::ImageHas(const Napi::CallbackInfo& info) {
+  Device* dev = ImageDevice(info.Env(), info[0]);
+  return Napi::Boolean::New(info.Env(), dev->map->Has(Num(info[1])));
+}
+
 // imageReset(handle, size): forgets every table; the size may have grown.
 Napi::Value RingHandle::ImageReset(const Napi::CallbackInfo& info) {
   Device* dev = ImageDevice(info.Env(), info[0]);

@@ -33,6 +33,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::AttachImage>("attachImage"),
                          InstanceMethod<&RingHandle::ImageInstall>("imageInstall"),
                          InstanceMethod<&RingHandle::ImageSet>("imageSet"),
+                         InstanceMethod<&RingHandle::ImageHas>("imageHas"),
                          InstanceMethod<&RingHandle::ImageReset>("imageReset"),
                          InstanceMethod<&RingHandle::ResumeParked>("resumeParked"),
                          InstanceMethod<&RingHandle::ParkedCopy>("parkedCopy"),

@@ -46,6 +46,7 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   Napi::Value AttachImage(const Napi::CallbackInfo& info);
   Napi::Value ImageInstall(const Napi::CallbackInfo& info);
   Napi::Value ImageSet(const Napi::CallbackInfo& info);
+  Napi::Value ImageHas(const Napi::CallbackInfo& info);
   Napi::Value ImageReset(const Napi::CallbackInfo& info);
   Napi::Value ResumeParked(const Napi::CallbackInfo& info);
   Napi::Value ParkedCopy(const Napi::CallbackInfo& info);

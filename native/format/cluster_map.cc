@@ -33,6 +33,11 @@ void ClusterMap::Set(uint64_t cluster, uint64_t entry) {
   if (it != tables_.end()) it->second[cluster & ((uint64_t{1} << l2_bits_) - 1)] = entry;
 }
 
+bool ClusterMap::Has(uint64_t table) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return tables_.count(table) != 0;
+}
+
 void ClusterMap::Clear() {
   std::unique_lock<std::shared_mutex> lock(mu_);
   tables_.clear();

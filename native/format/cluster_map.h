@@ -43,6 +43,7 @@ class ClusterMap {
   void Install(uint64_t table, const uint64_t* entries, size_t count);
   // Updates one cluster's entry if its table is held (else the next miss reinstalls it).
   void Set(uint64_t cluster, uint64_t entry);
+  bool Has(uint64_t table) const;
   void Clear();
   void SetSize(uint64_t size);
   uint64_t size() const;
