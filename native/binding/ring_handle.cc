@@ -31,6 +31,14 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::RegisterBuffers>("registerBuffers"),
                          InstanceMethod<&RingHandle::Close>("close"),
                          InstanceMethod<&RingHandle::Cancel>("cancel"),
+                         InstanceMethod<&RingHandle::AttachImage>("attachImage"),
+                         InstanceMethod<&RingHandle::ImageInstall>("imageInstall"),
+                         InstanceMethod<&RingHandle::ImageSet>("imageSet"),
+                         InstanceMethod<&RingHandle::ImageHas>("imageHas"),
+                         InstanceMethod<&RingHandle::ImageReset>("imageReset"),
+                         InstanceMethod<&RingHandle::ResumeParked>("resumeParked"),
+                         InstanceMethod<&RingHandle::ParkedCopy>("parkedCopy"),
+                         InstanceMethod<&RingHandle::DeviceInflight>("deviceInflight"),
                          InstanceMethod<&RingHandle::Inflight>("inflight"),
                          InstanceAccessor<&RingHandle::EngineName>("engine"),
                          InstanceAccessor<&RingHandle::EngineInfo>("engineInfo"),
@@ -298,7 +306,9 @@ Napi::Value RingHandle::Cancel(const Napi::CallbackInfo& info) {
   double id = info[0].ToNumber().DoubleValue();
   if (!engine_ || !IsUint(id, static_cast<double>(by_id_.size()) - 1)) return info.Env().Undefined();
   Request* r = by_id_[static_cast<size_t>(id)];
-  if (!r || r->user_data != static_cast<uint64_t>(id) || (r->flags & kFlagRaw)) return info.Env().Undefined();
+  if (!r || r->user_data != static_cast<uint64_t>(id) || (r->flags & kFlagRaw) || r->parent) {
+    return info.Env().Undefined();
+  }
   if (engine_->Cancel(r) == Engine::CancelResult::kKernel) engine_->Dispatch();
   return info.Env().Undefined();
 }
@@ -345,6 +355,10 @@ void RingHandle::OnReadable() {
     completions_->Reset();
     if (round > 0 && poll_ns_) engine_->SpinForCompletion(poll_ns_);
     engine_->Process(completions_.get(), round == 0);  // the eventfd needs draining once
+    // Parked image requests go to the format layer in the same array.
+    uint32_t token;
+    Request* parked;
+    while (!completions_->full() && engine_->TakeParked(&token, &parked)) completions_->Park(token, *parked);
     if (completions_->empty()) break;
     engine_->HoldSubmits(true);
     bool more = completions_->Deliver(env, on_complete_, self_, *async_);
@@ -358,6 +372,7 @@ void RingHandle::OnReadable() {
     engine_->MuteEventfd(false);
   }
   in_callback_ = false;
+  if (engine_ && engine_->has_new_parked()) engine_->Wake();  // the array was full: next turn
   napi_close_handle_scope(env, scope);
   if (close_pending_) {
     Teardown();

@@ -64,14 +64,14 @@ class TaskSet {
   // Takes dormant r out of the task set (a cancelled request that was never
   // enabled), then enables what that releases, as Complete does.
   template <typename F>
-  void RemoveDormant(Request* r, F&& enable) {
+  bool RemoveDormant(Request* r, F&& enable) {
     Request** link = &dormant_head_;
     Request* prev = nullptr;
     while (*link && *link != r) {
       prev = *link;
       link = &prev->dormant_next;
     }
-    if (!*link) return;
+    if (!*link) return false;
     *link = r->dormant_next;
     if (dormant_tail_ == r) dormant_tail_ = prev;
     r->dormant_next = nullptr;
@@ -83,6 +83,7 @@ class TaskSet {
       Enable(d);
       enable(d);
     }
+    return true;
   }
 
   bool has_dormant() const { return dormant_head_ != nullptr; }
