@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "memory_block.h"
+#include "syscall.h"
 
 namespace blockring {
 
@@ -38,6 +39,7 @@ struct Request {
   uint16_t flags = 0;
   uint16_t buf_index = 0;  // registered buffer index when kFlagFixedBuffer
   uint8_t attempt = 0;     // backend-private marker for the attempt in flight
+  Syscall syscall = Syscall::kNone;  // what the backend issued for the last attempt
   Device* dev = nullptr;
 
   uint64_t offset = 0;  // device offset of the whole request
