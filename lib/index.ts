@@ -20,4 +20,4 @@ export type { LogEntry, LoggableDevice, LoggedFlush, LoggedWrite } from './write
 export { serveVhostUserBlk, VhostUserBlkServer } from './server/vhost-user-blk';
 export type { VhostUserBlkOptions, VhostUserBlkStats } from './server/vhost-user-blk';
 export { NbdServer, serveNbd } from './server/nbd/server';
-export type { NbdDevice, NbdServerOptions, NbdServerStats } from './server/nbd/server';
+export type { NbdDevice, NbdServerOptions, NbdServerStats, NbdTlsOptions } from './server/nbd/server';

@@ -83,6 +83,18 @@ export interface RingHandle {
   registerBuffers(buffers: ArrayBufferView[], fixed: boolean): boolean;
   inflight(): number;
   close(): void;
+  /** An image device over fileHandle (and backingHandle, -1: none); see native/format/cluster_map.h. */
+  attachImage(fileHandle: number, backingHandle: number, clusterBits: number, l2Bits: number, size: number,
+    readOnly: boolean, offsetAlignment: number, memoryAlignment: number, maxTables: number): number;
+  imageInstall(handle: number, table: number, entries: Float64Array): void;
+  imageSet(handle: number, cluster: number, entry: number): void;
+  imageHas(handle: number, table: number): boolean;
+  imageReset(handle: number, size: number): void;
+  /** Retries a parked request, or finishes it with result; false when it is no longer parked. */
+  resumeParked(token: number, retry: boolean, result: number): boolean;
+  /** Copies between a parked transfer's buffers and buffer; returns the bytes copied. */
+  parkedCopy(token: number, buffer: ArrayBufferView, toRequest: boolean): number;
+  deviceInflight(handle: number): number;
 }
 
 export type AlignedAllocation = { buffer: Buffer } | { arrayBuffer: ArrayBuffer; offset: number };

@@ -1,6 +1,7 @@
+import os from 'node:os';
 import { checkCacheSize, checkFormat, checkWriteLog, type ImageFormat, openQcow2 } from './format/image';
 import type { WriteLog } from './write-log';
-import { Qcow2Device } from './format/qcow2';
+import { Qcow2Device, type BackingDevice, type HostFile } from './format/qcow2';
 
 import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
 import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative, rejectOnAbort } from './errors';
@@ -10,7 +11,7 @@ import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
 import { queueSubmit, submitted } from './queued-requests';
 import { RawQueue } from './raw-queue';
 import {
-  CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, CQ_SYSCALL, RAW_CQ_STRIDE, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
+  CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, CQ_SYSCALL, RAW_CQ_STRIDE, FLAG, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
   SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE,
 } from './records';
 import { checkBool, checkOptions, checkUint, checkIoView, checkViews, rangeError, typeError } from './validate';
@@ -176,6 +177,7 @@ export class Ring implements DeviceOwner {
   readonly #raw: RawQueue;
   readonly #devices = new Set<BlockDevice>();
   readonly #images = new Set<Qcow2Device>();
+  readonly #imageHandles = new Map<number, Qcow2Device>(); // native image handles (whole chains)
   readonly #fds = new Map<BlockDevice, number>();
   #pending: (Pending | undefined)[] = [];
   #freeIds: number[] = [];
@@ -272,7 +274,7 @@ export class Ring implements DeviceOwner {
       const flags = { readOnly: checkBool(o.readOnly, 'options.readOnly'), direct: checkBool(o.direct, 'options.direct'),
         exclusive: checkBool(o.exclusive, 'options.exclusive'), cacheSize, writeLog: checkWriteLog(o.writeLog) };
       this.#checkOpen();
-      const image = await openQcow2((p, f) => this.open(p, f), path, flags);
+      const image = await openQcow2((p, f) => this.open(p, f), path, flags, [], this.#attachImage);
       this.#images.add(image);
       return image;
     }
@@ -596,6 +598,10 @@ export class Ring implements DeviceOwner {
     try {
       for (let i = 0; i < count; i++) {
         const b = i * CQ_STRIDE;
+        if (cq[b]! < 0) {
+          this.#parked(-cq[b]!, cq[b + CQ_RESULT]!, cq[b + CQ_ISSUED]!, cq[b + CQ_COMPLETED]!);
+          continue;
+        }
         this.#settle(cq[b]!, cq[b + CQ_RESULT]!, cq[b + CQ_ISSUED]!, cq[b + CQ_COMPLETED]!, null, cq[b + CQ_SYSCALL]!);
       }
       if (rawCount) this.#raw._deliver(rawCount);
@@ -603,6 +609,59 @@ export class Ring implements DeviceOwner {
       // Even when a raw handler throws, close() waiters must see this batch.
       if (this.#waiters.length) this.#runWaiters();
     }
+  }
+
+  // Gives a qcow2 image (and each image of its chain) a native image
+  // device: the engine splits its reads and writes by a cluster map the
+  // format layer fills (native/format/cluster_map.h). Not with a WriteLog
+  // (it records what goes through the format layer) or above a backing
+  // image that has none.
+  readonly #attachImage = (dev: Qcow2Device, file: HostFile, backing: BackingDevice | null): void => {
+    if (!(file instanceof BlockDevice) || !this.#devices.has(file)) return;
+    let backingHandle = -1;
+    if (backing instanceof BlockDevice) backingHandle = backing.handle;
+    else if (backing instanceof Qcow2Device) backingHandle = backing._nativeHandle;
+    if (backing && backingHandle < 0) return;
+    const g = dev._geometry();
+    const h = this.#h;
+    const handle = h.attachImage(file.handle, backingHandle, g.clusterBits, g.l2Bits, g.size, g.readOnly,
+      dev.offsetAlignment, dev.memoryAlignment, g.maxTables);
+    // What #enqueue and #settle need of a device.
+    const target = { handle, path: dev.path, _inflight: 0 } as unknown as BlockDevice;
+    this.#imageHandles.set(handle, dev);
+    dev._attach({
+      handle,
+      install: (table, entries) => h.imageInstall(handle, table, entries),
+      set: (cluster, entry) => h.imageSet(handle, cluster, entry),
+      has: (table) => h.imageHas(handle, table),
+      reset: (size) => h.imageReset(handle, size),
+      submit: (op, buffers, offset, length) => new Promise<number>((resolve, reject) => {
+        this.#enqueue({ dev: target, op: OP[op], opName: op, tag: 0, flags: 0, buffers, offset, length, signal: null },
+          { resolve, reject }, null, 0);
+      }),
+      close: async () => {
+        this.#submitQueued();
+        await this.#until(() => target._inflight === 0 && h.deviceInflight(handle) === 0);
+        h.closeDevice(handle);
+        this.#imageHandles.delete(handle);
+      },
+    });
+  };
+
+  // The engine parked a request on an image device: its format layer resolves it.
+  #parked(token: number, handle: number, offset: number, word: number): void {
+    const h = this.#h;
+    const op = word % 8;
+    const flags = Math.floor(word / 8) % 8;
+    const p = {
+      op, offset, length: Math.floor(word / 64), fua: (flags & FLAG.fua) !== 0,
+      retry: () => void h.resumeParked(token, true, 0),
+      finish: (result: number) => void h.resumeParked(token, false, result),
+      copy: (b: Buffer, toRequest: boolean) => h.parkedCopy(token, b, toRequest),
+    };
+    const dev = this.#imageHandles.get(handle);
+    if (dev) dev._resolve(p);
+    else p.finish(-os.constants.errno.ENODEV);
   }
 
   #settle(id: number, res: number, issued: number, completed: number, failure: Error | null, syscall = 0): void {

@@ -1,7 +1,9 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { typeError } from '../validate';
-import { serveNbd } from '../server/nbd/server';
+import { serveNbd, type NbdTlsOptions } from '../server/nbd/server';
 import { openServedImage, serveUntilSignal } from './serve';
 import type { Subcommand } from './subcommand';
 
@@ -18,7 +20,30 @@ options:
   --name EXPORT        export name (default '')
   --cache MODE         writeback (default: the page cache) or none (O_DIRECT)
   --engine NAME        auto, io_uring, libaio, threads, mmap (default auto)
+  --tls-creds DIR      TLS with DIR/server-cert.pem and DIR/server-key.pem (as qemu-nbd)
+  --tls-cert FILE      TLS certificate chain (PEM); with --tls-key
+  --tls-key FILE       TLS private key (PEM)
+  --tls MODE           require (default with credentials: plaintext clients are refused),
+                       on (TLS offered, plaintext served too) or off
 `;
+
+function tlsOptions(v: { tls?: string; 'tls-creds'?: string; 'tls-cert'?: string; 'tls-key'?: string }): NbdTlsOptions | undefined {
+  const mode = v.tls ?? 'require';
+  if (mode !== 'require' && mode !== 'on' && mode !== 'off') throw typeError('ERR_INVALID_ARG_VALUE', `--tls must be require, on or off, got '${mode}'`);
+  if (v['tls-creds'] !== undefined && (v['tls-cert'] !== undefined || v['tls-key'] !== undefined)) {
+    throw typeError('ERR_INVALID_ARG_VALUE', '--tls-creds excludes --tls-cert and --tls-key');
+  }
+  const dir = v['tls-creds'];
+  const cert = dir !== undefined ? path.join(dir, 'server-cert.pem') : v['tls-cert'];
+  const key = dir !== undefined ? path.join(dir, 'server-key.pem') : v['tls-key'];
+  if (cert === undefined && key === undefined) {
+    if (v.tls !== undefined && mode !== 'off') throw typeError('ERR_INVALID_ARG_VALUE', `--tls ${mode} needs --tls-creds or --tls-cert and --tls-key`);
+    return undefined;
+  }
+  if (cert === undefined || key === undefined) throw typeError('ERR_INVALID_ARG_VALUE', '--tls-cert and --tls-key go together');
+  if (mode === 'off') return undefined;
+  return { cert: fs.readFileSync(cert), key: fs.readFileSync(key), mode };
+}
 
 function parseListen(v: string): { host: string; port: number } {
   const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(v);
@@ -42,6 +67,10 @@ export const nbd: Subcommand = {
         name: { type: 'string', default: '' },
         cache: { type: 'string', default: 'writeback' },
         engine: { type: 'string' },
+        tls: { type: 'string' },
+        'tls-creds': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -57,8 +86,9 @@ export const nbd: Subcommand = {
     if (values.cache !== 'writeback' && values.cache !== 'none') throw typeError('ERR_INVALID_ARG_VALUE', `--cache must be writeback or none, got '${values.cache}'`);
     const where = values.socket ? { socket: values.socket } : parseListen(values.listen ?? '127.0.0.1:10809');
     const readOnly = values['read-only'];
+    const tls = tlsOptions(values);
     const served = await openServedImage(image, { format: values.format, engine: values.engine, readOnly, direct: values.cache === 'none' });
-    const server = await serveNbd(served.dev, { ...where, name: values.name, readOnly });
+    const server = await serveNbd(served.dev, { ...where, name: values.name, readOnly, ...(tls ? { tls } : {}) });
     process.stdout.write(`${server.uri}\n`);
     process.stderr.write(`blockring: serving ${image} (${values.format}, engine ${served.ring.engine}) at ${server.uri}\n`);
     return serveUntilSignal(served, server);

@@ -8,7 +8,7 @@ import { BlockringError } from '../errors';
 import { WriteLog } from '../write-log';
 import { checkOptions, checkUint, rangeError, typeError } from '../validate';
 import { buildImage, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS, parseHeader } from './qcow2-header';
-import { type BackingDevice, DEFAULT_CACHE_SIZE, MAX_BACKING_DEPTH, Qcow2Device } from './qcow2';
+import { type BackingDevice, DEFAULT_CACHE_SIZE, MAX_BACKING_DEPTH, Qcow2Device, type Qcow2Options } from './qcow2';
 
 export type ImageFormat = 'raw' | 'qcow2';
 
@@ -21,9 +21,12 @@ export function checkFormat(v: unknown, name: string): ImageFormat {
 /** What openQcow2 needs from the ring: raw opens. */
 export type RawOpen = (path: string, o: { readOnly: boolean; direct: boolean; growable: boolean; exclusive: boolean }) => Promise<BlockDevice>;
 
+/** Gives each image of a chain, once open, its native handle (the ring's). */
+export type AttachImage = NonNullable<Qcow2Options['attach']>;
+
 export async function openQcow2(open: RawOpen, imagePath: string,
   o: { readOnly: boolean; direct: boolean; exclusive: boolean; cacheSize: number; writeLog?: WriteLog | undefined },
-  chain: string[] = []): Promise<Qcow2Device> {
+  chain: string[] = [], attach?: AttachImage): Promise<Qcow2Device> {
   const real = fs.realpathSync(imagePath);
   if (chain.includes(real)) {
     throw new BlockringError('ERR_QCOW2_BACKING_LOOP', `backing chain loops back to '${imagePath}'`);
@@ -36,14 +39,14 @@ export async function openQcow2(open: RawOpen, imagePath: string,
     },
     openBacking: async (p, format, upper): Promise<BackingDevice> => {
       if (format === 'qcow2') {
-        return openQcow2(open, p, { readOnly: true, direct: o.direct, exclusive: false, cacheSize: o.cacheSize }, upper);
+        return openQcow2(open, p, { readOnly: true, direct: o.direct, exclusive: false, cacheSize: o.cacheSize }, upper, attach);
       }
       if (upper.includes(fs.realpathSync(p))) {
         throw new BlockringError('ERR_QCOW2_BACKING_LOOP', `backing chain loops back to '${p}'`);
       }
       return open(p, { readOnly: true, direct: false, growable: false, exclusive: false });
     },
-  }, { readOnly: o.readOnly, direct: o.direct, cacheSize: o.cacheSize, chain: here });
+  }, { readOnly: o.readOnly, direct: o.direct, cacheSize: o.cacheSize, chain: here, attach });
 }
 
 export function checkWriteLog(v: unknown): WriteLog | undefined {

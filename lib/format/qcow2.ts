@@ -13,6 +13,7 @@
 //   so every pointer written was preceded by what it points to;
 // - freed clusters are never reused within a session, so a stale pointer
 //   left by a crash points at old data, never at someone else's.
+import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import type { BlockDevice, Extent, TagOption, WriteOptions, WriteZeroesOptions, FlushOptions } from '../block-device';
@@ -49,7 +50,49 @@ export interface Qcow2Opener {
   openBacking(path: string, format: string, chain: string[]): Promise<BackingDevice>;
 }
 
+/**
+ * What the ring gives an image whose requests its engine splits by a native
+ * cluster map (native/format/cluster_map.h): this layer decodes L2 entries
+ * and pushes them down; the engine parks what the map does not know.
+ */
+export interface NativeImage {
+  readonly handle: number;
+  install(table: number, entries: Float64Array): void;
+  set(cluster: number, entry: number): void;
+  /** Whether the map holds the table (then it is current: every change was pushed). */
+  has(table: number): boolean;
+  reset(size: number): void;
+  /** A read or write on the image handle, split by the engine. */
+  submit(op: 'read' | 'write', buffers: ArrayBufferView[], offset: number, length: number): Promise<number>;
+  /** Waits for the handle's requests (parked ones included), then closes it. */
+  close(): Promise<void>;
+}
+
+/** A request the engine parked on this image (ring.ts decodes the record). */
+export interface ParkedRequest {
+  op: number; // records.ts OP
+  offset: number;
+  length: number;
+  fua: boolean;
+  /** The map knows more now: split it again. */
+  retry(): void;
+  /** Bytes, or -errno. */
+  finish(result: number): void;
+  /** Copies between the request's buffers and b (toRequest: into them). */
+  copy(b: Buffer, toRequest: boolean): number;
+}
+
+// Native map entries (native/format/cluster_map.h).
+const MAP_DATA = 1;
+const MAP_WRITABLE = 2;
+const MAP_ZERO = 4;
+const MAP_BACKING = 8;
+const MAX_MAP_TABLES = 64;
+const PROBE = new Error('probe');
+
 export interface Qcow2Options {
+  /** Called once the device is open: the ring gives it a native image handle. */
+  attach?: (dev: Qcow2Device, file: HostFile, backing: BackingDevice | null) => void;
   readOnly: boolean;
   direct: boolean;
   /** Bytes of L2 tables and refcount blocks kept in memory. */
@@ -127,6 +170,8 @@ export class Qcow2Device {
   #closing: Promise<void> | null = null;
   #lastCompressed: { raw: number; data: Buffer } | null = null;
   #cow: CowMap | null = null; // the live mapping (qcow2-map.ts)
+  #native: NativeImage | null = null; // the engine's cluster map of this image
+  readonly #resolveErrors = new Map<string, Error>(); // a parked request's coded error, for its Promise
 
   private constructor(file: HostFile, h: Qcow2Header, backing: BackingDevice | null, o: Qcow2Options,
     head: Buffer, l1: Buffer, reftable: Buffer, fileSize: number) {
@@ -204,6 +249,7 @@ export class Qcow2Device {
       }
       const dev = new Qcow2Device(file, h, backing, o, head.subarray(0, cs), l1, reftable, fileSize);
       if (!dev.readOnly && (h.incompatible & INCOMPAT_DIRTY)) await dev.#repair();
+      o.attach?.(dev, file, backing);
       // With lazy_refcounts (COMPAT_LAZY_REFCOUNTS) QEMU may leave the image
       // dirty; this writer keeps refcounts exact anyway and never sets it.
       return dev;
@@ -234,6 +280,7 @@ export class Qcow2Device {
       const b = toBuffer(checkView(buffer, 'buffer'));
       const off = checkUint(offset, 'offset');
       this.#checkDirect(off, [b]);
+      if (this.#simple(options, READ_KEYS)) return this.#submitNative('read', [b], off, b.length);
       if (options === undefined && !this.#closing && !this.#cow && this.#gate.tryEnterSimple()) {
         // Hot path (SIMPLE, nothing ordered pending): no per-request closure through the gate.
         return this.#read(b, off).then((n) => {
@@ -253,6 +300,7 @@ export class Qcow2Device {
       const bs = checkViews(buffers, 'buffers').map(toBuffer);
       const off = checkUint(offset, 'offset');
       this.#checkDirect(off, bs);
+      if (this.#simple(options, READ_KEYS)) return this.#submitNative('read', bs, off, bs.reduce((n, b) => n + b.length, 0));
       return this.#op(checkOptions(options, 'options', READ_KEYS), false, async () => {
         const all = ioBuffer(bs.reduce((n, b) => n + b.length, 0));
         const n = await this.#read(all, off);
@@ -271,7 +319,10 @@ export class Qcow2Device {
   }
 
   writev(buffers: ArrayBufferView[], offset: number | bigint, options?: WriteOptions): Promise<number> {
-    return this.#call(() => this.#writeOp(Buffer.concat(checkViews(buffers, 'buffers').map(toBuffer)), offset, options));
+    return this.#call(() => {
+      const bs = checkViews(buffers, 'buffers').map(toBuffer);
+      return this.#writeOp(bs.length === 1 ? bs[0]! : Buffer.concat(bs), offset, options, bs);
+    });
   }
 
   /** Writes back dirty metadata in dependency order, then fdatasync. */
@@ -374,6 +425,7 @@ export class Qcow2Device {
       if (this.#cow && !this.#cow.detached) throw new BlockringError('ERR_ALREADY_MAPPED', `'${this.path}' is already mapped`);
       const { map, region } = await CowMap.create(this.#cowHost(), options);
       this.#cow = map;
+      this.#native?.reset(this.#size); // mapped: every request goes through this layer (qcow2-map.ts)
       return region;
     });
   }
@@ -384,6 +436,8 @@ export class Qcow2Device {
       this.#closing = (async () => {
         await this.#gate.idle();
         let err: unknown = null;
+        await this.#native?.close().catch((e: unknown) => (err = e)); // parked requests are resolved meanwhile
+        this.#native = null;
         await this.#cow?.detach().catch((e: unknown) => (err = e));
         if (!this.readOnly) await this.#flush().catch((e: unknown) => (err = e));
         await this.#file.close();
@@ -452,17 +506,195 @@ export class Qcow2Device {
     return rejectOnAbort(this.#gate.run(tag, () => (signal.aborted ? Promise.reject(abortError(signal)) : run())), signal);
   }
 
-  #writeOp(b: Buffer, offset: unknown, options: unknown): Promise<number> {
+  #writeOp(b: Buffer, offset: unknown, options: unknown, parts: Buffer[] = [b]): Promise<number> {
     const o = checkOptions(options, 'options', WRITE_KEYS);
     const fua = checkBool(o.fua, 'options.fua');
     const off = checkUint(offset, 'offset');
     this.#checkWritable();
     this.#checkRange(off, b.length, 'write');
-    this.#checkDirect(off, [b]);
+    this.#checkDirect(off, parts);
+    if (!fua && this.#simple(o, WRITE_KEYS)) return this.#submitNative('write', parts, off, b.length);
     return this.#op(o, true, async () => {
       await this.#write(b, off);
       if (fua) await this.#flush();
       return b.length;
+    });
+  }
+
+  // ---- the engine's cluster map (native/format/cluster_map.h) ----
+
+  /** The handle ring.raw records name (README "qcow2"). */
+  get handle(): number {
+    if (!this.#native) {
+      throw new BlockringError('ERR_NOT_SUPPORTED', `'${this.path}' has no native handle (opened with a writeLog, or closed)`);
+    }
+    return this.#native.handle;
+  }
+
+  /** @internal The native handle, or -1. */
+  get _nativeHandle(): number {
+    return this.#native?.handle ?? -1;
+  }
+
+  /** @internal What the ring's attachImage needs. */
+  _geometry(): { clusterBits: number; l2Bits: number; size: number; readOnly: boolean; maxTables: number } {
+    return { clusterBits: this.#bits, l2Bits: Math.log2(this.#l2Entries), size: this.#size,
+      readOnly: this.readOnly || this.corrupt, maxTables: Math.max(MAX_MAP_TABLES, Math.ceil(this.#cache.limit / this.#cs)) };
+  }
+
+  /** @internal */
+  _attach(n: NativeImage): void {
+    this.#native = n;
+  }
+
+  #mapOn(): boolean {
+    return this.#native !== null && !this.#cow && !this.#extL2;
+  }
+
+  // A SIMPLE read or write with no options the engine does not take goes
+  // to the native handle, counted in the gate so ORDERED work waits for it.
+  #simple(options: unknown, keys: readonly string[]): boolean {
+    if (!this.#mapOn() || this.#closing) return false;
+    if (options !== undefined) {
+      const o = checkOptions(options, 'options', keys);
+      if ((o.tag !== undefined && o.tag !== 'simple') || o.fua || (o as { signal?: unknown }).signal !== undefined) return false;
+    }
+    return this.#gate.tryEnterSimple();
+  }
+
+  #submitNative(op: 'read' | 'write', bufs: ArrayBufferView[], off: number, len: number): Promise<number> {
+    return this.#native!.submit(op, bufs, off, len).then((n) => {
+      this.#gate.leaveSimple();
+      return n;
+    }, (e: unknown) => {
+      this.#gate.leaveSimple();
+      const key = `${op}:${off}:${len}`;
+      const coded = this.#resolveErrors.get(key);
+      this.#resolveErrors.delete(key);
+      throw coded ?? e;
+    });
+  }
+
+  /** The native map's entry for guest cluster vc (0: left to this layer). */
+  #entryFor(vc: number, m: Mapping): number {
+    if (m.kind === 'data') return m.host + MAP_DATA + (m.copied && !this.readOnly && !this.corrupt ? MAP_WRITABLE : 0);
+    if (m.kind === 'zero') return MAP_ZERO;
+    if (m.kind === 'unallocated') return this.#backingEmptyAt(vc) ? MAP_ZERO : MAP_BACKING;
+    return 0; // compressed: decompressed here
+  }
+
+  #probe(t: Table | null, vc: number): number {
+    try {
+      return this.#entryFor(vc, this.#decode(t, vc, 0, true));
+    } catch (e) {
+      if (e === PROBE) return 0; // a bad entry: this layer reports it when it is used
+      throw e;
+    }
+  }
+
+  #pushEntry(t: Table, vc: number): void {
+    if (this.#mapOn()) this.#native!.set(vc, this.#probe(t, vc));
+  }
+
+  /** Installs L1 slot i's table (null: L1 has none) as it is now. */
+  #installTable(i: number, t: Table | null): void {
+    const e = new Float64Array(this.#l2Entries);
+    const base = i * this.#l2Entries;
+    const n = Math.min(this.#l2Entries, Math.ceil(this.#size / this.#cs) - base);
+    for (let k = 0; k < n; k++) e[k] = this.#probe(t, base + k);
+    this.#native!.install(i, e);
+  }
+
+  /** @internal The engine parked a request on this image: resolve what it needs, then resume it. */
+  _resolve(p: ParkedRequest): void {
+    this.#resolve(p).catch((e: unknown) => {
+      if (p.op === OP_READ || p.op === OP_WRITE) {
+        if (this.#resolveErrors.size > 64) this.#resolveErrors.clear();
+        this.#resolveErrors.set(`${p.op === OP_READ ? 'read' : 'write'}:${p.offset}:${p.length}`, e as Error);
+      }
+      p.finish(-errnoOf(e));
+    });
+  }
+
+  async #resolve(p: ParkedRequest): Promise<void> {
+    const { op, offset: off, length: len } = p;
+    if (op === OP_FLUSH) {
+      await this.#gate.run(0, () => this.#flush());
+      return p.finish(0);
+    }
+    if (op !== OP_READ) this.#checkWritableOpen();
+    if (op === OP_DISCARD || op === OP_WRITE_ZEROES) {
+      this.#checkRange(off, len, op === OP_DISCARD ? 'discard' : 'writeZeroes');
+      await this.#gate.run(0, () => this.#zero(off, len));
+      return p.finish(len);
+    }
+    const end = Math.min(off + len, this.#size);
+    if (end <= off) return p.finish(0);
+    const firstTable = Math.floor(off / this.#cs / this.#l2Entries);
+    const lastTable = Math.floor((end - 1) / this.#cs / this.#l2Entries);
+    let slow = !this.#mapOn() || p.fua || lastTable - firstTable + 1 > MAX_MAP_TABLES;
+    if (!slow && op === OP_WRITE) {
+      // Every cluster gets a writable host cluster holding its current
+      // content (qcow2: data before the L2 entry); the guest data then goes in place.
+      const jobs: Promise<void>[] = [];
+      for (let vc = Math.floor(off / this.#cs); vc * this.#cs < end; vc++) jobs.push(this.#makeWritable(vc));
+      await settleAll(jobs);
+    }
+    for (let attempt = 0; !slow; attempt++) {
+      if (attempt === 3) {
+        slow = true;
+        break;
+      }
+      for (let i = firstTable; i <= lastTable; i++) await this.#l2For(i * this.#l2Entries);
+      // Installed with no await in between: what the engine reads is what this layer holds.
+      const tables: Array<Table | null> = [];
+      for (let i = firstTable; i <= lastTable; i++) {
+        const l2 = this.#l1Offset(i);
+        const t = l2 ? this.#cache.peek(l2) ?? null : null;
+        if (l2 && !t) break;
+        tables.push(t);
+      }
+      if (tables.length !== lastTable - firstTable + 1) continue;
+      let known = true;
+      for (let vc = Math.floor(off / this.#cs); vc * this.#cs < end && known; vc++) {
+        const e = this.#probe(tables[Math.floor(vc / this.#l2Entries) - firstTable]!, vc);
+        known = e !== 0 && (op !== OP_WRITE || (e & MAP_WRITABLE) !== 0);
+      }
+      if (!known) {
+        slow = true; // compressed clusters (or a bad entry): served by this layer
+        break;
+      }
+      tables.forEach((t, k) => {
+        if (!this.#native!.has(firstTable + k)) this.#installTable(firstTable + k, t);
+      });
+      return p.retry();
+    }
+    // This layer serves it, through a buffer of its own.
+    const buf = ioBuffer(end - off);
+    if (op === OP_READ) {
+      const n = await this.#read(buf, off);
+      p.copy(buf.subarray(0, n), true);
+      return p.finish(n);
+    }
+    p.copy(buf, false);
+    await this.#write(buf, off);
+    if (p.fua) await this.#flush();
+    return p.finish(end - off);
+  }
+
+  #checkWritableOpen(): void {
+    if (this.readOnly || this.corrupt) {
+      throw new BlockringError('ERR_READ_ONLY', `device '${this.path}' is open read-only${this.corrupt ? ' (image is corrupt)' : ''}`);
+    }
+  }
+
+  async #makeWritable(vc: number): Promise<void> {
+    const m = this.#lookupNow(vc) ?? await this.#lookup(vc);
+    if (m.kind === 'data' && m.copied) return;
+    await this.#locked(this.#clusterLocks, vc, async () => {
+      const cur = await this.#lookup(vc);
+      if (cur.kind === 'data' && cur.copied) return;
+      await this.#allocateCluster(vc, cur, 0, null);
     });
   }
 
@@ -480,6 +712,7 @@ export class Qcow2Device {
 
   #corrupt(why: string): BlockringError {
     this.corrupt = true;
+    this.#native?.reset(this.#size); // nothing more is written in place
     return new BlockringError('ERR_QCOW2_CORRUPT', `'${this.path}' is corrupt: ${why}; the image is now read-only`);
   }
 
@@ -516,7 +749,8 @@ export class Qcow2Device {
     return t ? this.#decode(t, vc, sc) : undefined;
   }
 
-  #decode(t: Table | null, vc: number, sc: number): Mapping {
+  #decode(t: Table | null, vc: number, sc: number, probe = false): Mapping {
+    const bad = (why: string): Error => (probe ? PROBE : this.#corrupt(why));
     const m: Mapping = { kind: 'unallocated', host: 0, copied: false, csize: 0, raw: 0 };
     if (!t) return m;
     const at = (vc % this.#l2Entries) * this.#entryBytes;
@@ -531,7 +765,7 @@ export class Qcow2Device {
       m.kind = 'compressed';
       m.raw = raw;
       m.csize = sectors * 512 - (raw % 512);
-      if (raw + 1 > this.#hostEnd) throw this.#corrupt(`compressed cluster at ${raw} past the end of the file`);
+      if (raw + 1 > this.#hostEnd) throw bad(`compressed cluster at ${raw} past the end of the file`);
       return m;
     }
     const host = (hi & OFFSET_MASK_HI) * 0x100000000 + (lo - (lo & 0x1ff));
@@ -552,9 +786,9 @@ export class Qcow2Device {
       m.host = host;
     }
     if (m.kind === 'data') {
-      if (host % this.#cs) throw this.#corrupt(`data cluster at ${host} is not cluster aligned`);
-      if (host + 1 > this.#hostEnd) throw this.#corrupt(`data cluster at ${host} lies past the end of the file`);
-      if (this.#metaClusters.has(host / this.#cs)) throw this.#corrupt(`data cluster at ${host} overlaps metadata`);
+      if (host % this.#cs) throw bad(`data cluster at ${host} is not cluster aligned`);
+      if (host + 1 > this.#hostEnd) throw bad(`data cluster at ${host} lies past the end of the file`);
+      if (this.#metaClusters.has(host / this.#cs)) throw bad(`data cluster at ${host} overlaps metadata`);
     }
     return m;
   }
@@ -856,6 +1090,7 @@ export class Qcow2Device {
     const t = this.#cache.peek(table.offset) ?? table;
     this.#setEntry(t.buf, (vc % this.#l2Entries) * 8, host, FLAG_COPIED);
     this.#cache.markDirty(t);
+    this.#pushEntry(t, vc);
     if (cur.kind !== 'unallocated') this.#freeLater(cur);
     this.#maybeWriteback();
   }
@@ -904,6 +1139,7 @@ export class Qcow2Device {
       if (needZeroFlag) this.#setEntry(t.buf, (vc % this.#l2Entries) * 8, 0, 0, ZERO_FLAG);
       else this.#setEntry(t.buf, (vc % this.#l2Entries) * 8, 0, 0);
       this.#cache.markDirty(t);
+      this.#pushEntry(t, vc);
       if (cur.kind !== 'unallocated') this.#freeLater(cur);
       this.#maybeWriteback();
     });
@@ -965,6 +1201,7 @@ export class Qcow2Device {
     }
     this.#h.size = size;
     this.#size = size;
+    this.#native?.reset(size);
     this.#headerDirty = true;
     await this.#writebackNow();
   }
@@ -1150,6 +1387,7 @@ export class Qcow2Device {
         this.#unsynced = true; // the fault's pwrite and stores: synced before the L2 entry goes out
         this.#setEntry(t.buf, (vc % this.#l2Entries) * 8, host, FLAG_COPIED);
         this.#cache.markDirty(t);
+        this.#pushEntry(t, vc);
         if (cur.kind !== 'unallocated') this.#freeLater(cur);
         this.#maybeWriteback();
       }),
@@ -1203,6 +1441,22 @@ export class Qcow2Device {
     await this.#writeMeta(this.#headerBytes(), 0);
     await this.#sync();
   }
+}
+
+const OP_READ = 0;
+const OP_WRITE = 1;
+const OP_FLUSH = 2;
+const OP_DISCARD = 3;
+const OP_WRITE_ZEROES = 4;
+
+// The errno a parked request fails with (its Promise gets the coded error itself).
+function errnoOf(e: unknown): number {
+  const x = e as { errno?: unknown; code?: unknown };
+  if (typeof x.errno === 'number' && x.errno !== 0) return Math.abs(x.errno);
+  const c = os.constants.errno;
+  if (x.code === 'ERR_READ_ONLY') return c.EROFS;
+  if (x.code === 'ERR_OUT_OF_RANGE') return c.EINVAL;
+  return c.EIO;
 }
 
 function toBuffer(v: ArrayBufferView): Buffer {

@@ -29,6 +29,14 @@ bool CompletionArrays::OnComplete(Request* r) {
   return !full();
 }
 
+void CompletionArrays::Park(uint32_t token, const Request& r) {
+  double* rec = cq_ + (count_++) * kCqStride;
+  rec[kCqId] = -static_cast<double>(token);
+  rec[kCqResult] = static_cast<double>(r.dev->handle);
+  rec[kCqIssued] = static_cast<double>(r.offset);
+  rec[kCqCompleted] = static_cast<double>(r.length) * 64 + (r.flags & 7) * 8 + static_cast<double>(r.op);
+}
+
 bool CompletionArrays::Deliver(napi_env env, napi_ref fn_ref, napi_ref recv_ref, napi_async_context context) const {
   // Raw N-API here: during worker termination JS cannot run and the C++
   // wrappers would turn each failed call into a fatal error.

@@ -22,6 +22,10 @@ class CompletionArrays final : public CompletionSink {
   // onComplete(count, rawCount) through napi_make_callback. False when JS
   // cannot run (environment teardown) or the callback threw (reported as
   // an uncaught exception).
+  // A parked image request (Engine::TakeParked) as a record with id
+  // -token: result = device handle, issued = offset, completed =
+  // length * 64 + flags * 8 + op.
+  void Park(uint32_t token, const Request& r);
   bool Deliver(napi_env env, napi_ref fn, napi_ref recv, napi_async_context context) const;
 
  private:

@@ -30,6 +30,14 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::SubmitRaw>("submitRaw"),
                          InstanceMethod<&RingHandle::RegisterBuffers>("registerBuffers"),
                          InstanceMethod<&RingHandle::Close>("close"),
+                         InstanceMethod<&RingHandle::AttachImage>("attachImage"),
+                         InstanceMethod<&RingHandle::ImageInstall>("imageInstall"),
+                         InstanceMethod<&RingHandle::ImageSet>("imageSet"),
+                         InstanceMethod<&RingHandle::ImageHas>("imageHas"),
+                         InstanceMethod<&RingHandle::ImageReset>("imageReset"),
+                         InstanceMethod<&RingHandle::ResumeParked>("resumeParked"),
+                         InstanceMethod<&RingHandle::ParkedCopy>("parkedCopy"),
+                         InstanceMethod<&RingHandle::DeviceInflight>("deviceInflight"),
                          InstanceMethod<&RingHandle::Inflight>("inflight"),
                          InstanceAccessor<&RingHandle::EngineName>("engine"),
                          InstanceAccessor<&RingHandle::EngineInfo>("engineInfo"),
@@ -325,6 +333,10 @@ void RingHandle::OnReadable() {
     completions_->Reset();
     if (round > 0 && poll_ns_) engine_->SpinForCompletion(poll_ns_);
     engine_->Process(completions_.get(), round == 0);  // the eventfd needs draining once
+    // Parked image requests go to the format layer in the same array.
+    uint32_t token;
+    Request* parked;
+    while (!completions_->full() && engine_->TakeParked(&token, &parked)) completions_->Park(token, *parked);
     if (completions_->empty()) break;
     engine_->HoldSubmits(true);
     bool more = completions_->Deliver(env, on_complete_, self_, *async_);
@@ -338,6 +350,7 @@ void RingHandle::OnReadable() {
     engine_->MuteEventfd(false);
   }
   in_callback_ = false;
+  if (engine_ && engine_->has_new_parked()) engine_->Wake();  // the array was full: next turn
   napi_close_handle_scope(env, scope);
   if (close_pending_) {
     Teardown();

@@ -41,6 +41,16 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   Napi::Value SubmitRaw(const Napi::CallbackInfo& info);
   Napi::Value RegisterBuffers(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  // Image devices (image_devices.cc).
+  Device* ImageDevice(Napi::Env env, const Napi::Value& handle);
+  Napi::Value AttachImage(const Napi::CallbackInfo& info);
+  Napi::Value ImageInstall(const Napi::CallbackInfo& info);
+  Napi::Value ImageSet(const Napi::CallbackInfo& info);
+  Napi::Value ImageHas(const Napi::CallbackInfo& info);
+  Napi::Value ImageReset(const Napi::CallbackInfo& info);
+  Napi::Value ResumeParked(const Napi::CallbackInfo& info);
+  Napi::Value ParkedCopy(const Napi::CallbackInfo& info);
+  Napi::Value DeviceInflight(const Napi::CallbackInfo& info);
   Napi::Value Inflight(const Napi::CallbackInfo& info);
   Napi::Value EngineName(const Napi::CallbackInfo& info);
   Napi::Value EngineInfo(const Napi::CallbackInfo& info);

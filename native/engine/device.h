@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
+#include "../format/cluster_map.h"
 #include "scheduler.h"
 
 namespace blockring {
@@ -27,6 +29,13 @@ struct Device {
   bool closing = false;
   uint64_t inflight = 0;  // accepted, not yet completed (dormant included)
   TaskSet tasks;
+  // An image device (qcow2): no fd of its own. Requests are split by map
+  // into requests on file (the image file) and backing (raw or another
+  // image device; null without one); what map does not know is parked for
+  // the format layer (Engine::TakeParked).
+  std::shared_ptr<ClusterMap> map;
+  Device* file = nullptr;
+  Device* backing = nullptr;
 };
 
 }  // namespace blockring

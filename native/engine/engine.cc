@@ -2,7 +2,9 @@
 
 #include <errno.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "../kernel/eventfd.h"
@@ -13,6 +15,36 @@ namespace {
 
 constexpr uint32_t kMaxRetries = 1000;  // EAGAIN/EINTR attempts per request
 constexpr size_t kSlabSize = 256;
+
+// Points r's iovecs at bytes [at, at + len) of iov.
+void SliceIovecs(const iovec* iov, uint32_t cnt, uint64_t at, uint64_t len, Request* r) {
+  uint32_t first = 0;
+  while (first < cnt && at >= iov[first].iov_len) at -= iov[first++].iov_len;
+  uint32_t n = 0;
+  for (uint64_t left = len + at, k = first; left && k < cnt; k++, n++) left -= std::min<uint64_t>(left, iov[k].iov_len);
+  r->SetIovecs(n);
+  for (uint32_t k = 0; k < n; k++) {
+    const iovec& src = iov[first + k];
+    uint64_t skip = k == 0 ? at : 0;
+    uint64_t take = std::min<uint64_t>(src.iov_len - skip, len);
+    r->iov[k].iov_base = static_cast<char*>(src.iov_base) + skip;
+    r->iov[k].iov_len = take;
+    len -= take;
+  }
+}
+
+void ZeroIovecs(const iovec* iov, uint32_t cnt, uint64_t at, uint64_t len) {
+  for (uint32_t k = 0; k < cnt && len; k++) {
+    if (at >= iov[k].iov_len) {
+      at -= iov[k].iov_len;
+      continue;
+    }
+    uint64_t n = std::min<uint64_t>(iov[k].iov_len - at, len);
+    std::memset(static_cast<char*>(iov[k].iov_base) + at, 0, n);
+    len -= n;
+    at = 0;
+  }
+}
 
 }  // namespace
 
@@ -36,7 +68,7 @@ Engine::~Engine() {
   // and the eventfd they signal go away.
   backend_.reset();
   for (auto& dev : devices_) {
-    if (dev->fd >= 0) CloseFd(dev->fd);
+    if (dev->fd >= 0 && !dev->map) CloseFd(dev->fd);
   }
   if (eventfd_ >= 0) CloseFd(eventfd_);
 }
@@ -66,10 +98,19 @@ Device* Engine::AddDevice(int fd, const DeviceConfig& config) {
   return dev;
 }
 
+Device* Engine::AddImageDevice(const DeviceConfig& config, std::shared_ptr<ClusterMap> map, Device* file,
+                               Device* backing) {
+  Device* dev = AddDevice(-1, config);
+  dev->map = std::move(map);
+  dev->file = file;
+  dev->backing = backing;
+  return dev;
+}
+
 Device* Engine::GetDevice(uint32_t handle) const {
   if (handle >= devices_.size()) return nullptr;
   Device* dev = devices_[handle].get();
-  return dev->fd >= 0 && !dev->closing ? dev : nullptr;
+  return (dev->fd >= 0 || dev->map) && !dev->closing ? dev : nullptr;
 }
 
 bool Engine::CloseDevice(Device* dev) {
@@ -85,8 +126,13 @@ void Engine::DeviceResized(Device* dev, uint64_t size) {
 }
 
 void Engine::FreeDevice(Device* dev) {
-  backend_->ReleaseDevice(dev);
-  CloseFd(dev->fd);
+  if (dev->map) {
+    dev->map.reset();
+    dev->file = dev->backing = nullptr;
+  } else {
+    backend_->ReleaseDevice(dev);
+    CloseFd(dev->fd);
+  }
   dev->fd = -1;
   free_handles_.push_back(dev->handle);
 }
@@ -125,10 +171,15 @@ void Engine::Accept(Request* r) {
 }
 
 void Engine::Ready(Request* r) {
+  if (r->dev->map) {
+    Translate(r);
+    return;
+  }
   if (r->length == 0 && (r->op == Op::kDiscard || r->op == Op::kWriteZeroes)) {
     // Nothing to deallocate or zero: complete with 0 like a zero-length
     // write, in order, without the kernel (fallocate refuses length 0).
     if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
+    r->result = 0;
     if (instant_.empty()) EventfdSignal(eventfd_);
     instant_.push_back(r);
     return;
@@ -200,6 +251,10 @@ void Engine::OnAttempt(Request* r, int64_t res) {
 
 void Engine::Finish(Request* r, int64_t result) {
   r->result = result;
+  if (r->parent) {
+    PieceDone(r);
+    return;
+  }
   if (trace_) r->complete_seq = ++trace_seq_;
   Device* dev = r->dev;
   // A write that extended the file (growable devices, or a partial write
@@ -251,7 +306,7 @@ size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
     while (!instant_.empty()) {
       std::vector<Request*> now;
       now.swap(instant_);
-      for (Request* r : now) Finish(r, 0);
+      for (Request* r : now) Finish(r, r->result);
     }
     unsigned reaped = backend_->Reap(this, 4096);
     Dispatch();
@@ -260,7 +315,151 @@ size_t Engine::Process(CompletionSink* sink, bool drain_eventfd) {
   return delivered;
 }
 
+// Runs when the task set enabled r, a request on an image device: split
+// into pieces on the image file and the backing device, or parked.
+void Engine::Translate(Request* r) {
+  if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
+  Device* dev = r->dev;
+  bool fua = r->flags & kFlagFua;
+  if (!r->IsTransfer() || (r->op == Op::kWrite && fua)) {
+    Park(r);
+    return;
+  }
+  uint64_t size = dev->map->size();
+  uint64_t len = r->offset >= size ? 0 : std::min(r->length, size - r->offset);
+  if (len && !dev->map->Plan(r->op == Op::kWrite, r->offset, len, &plan_)) {
+    Park(r);
+    return;
+  }
+  r->result = static_cast<int64_t>(len);  // reads stop at the end of the image
+  r->done = len;
+  // Build every piece before accepting any: accepting one may translate it
+  // again (a backing image) and reuse plan_.
+  Request* first = nullptr;
+  Request** link = &first;
+  if (!len) plan_.clear();
+  for (const ClusterMap::Piece& p : plan_) {
+    Device* target = p.kind == ClusterMap::PieceKind::kHost ? dev->file : dev->backing;
+    if (p.kind == ClusterMap::PieceKind::kZero || !target) {
+      ZeroIovecs(r->iov, r->iovcnt, p.at, p.length);
+      continue;
+    }
+    Request* c = NewRequest();
+    c->op = r->op;
+    c->flags = r->flags & kFlagFua;
+    c->dev = target;
+    c->offset = p.target;
+    c->length = p.length;
+    c->parent = r;
+    SliceIovecs(r->iov, r->iovcnt, p.at, p.length, c);
+    c->user_data = p.at;  // where it lies in the parent (zero-filling a short backing read)
+    r->pieces++;
+    *link = c;
+    link = &c->next;
+  }
+  if (!r->pieces) {
+    if (instant_.empty()) EventfdSignal(eventfd_);
+    instant_.push_back(r);
+    return;
+  }
+  while (first) {
+    Request* c = first;
+    first = c->next;
+    c->next = nullptr;
+    Accept(c);
+  }
+}
+
+void Engine::PieceDone(Request* c) {
+  Request* r = c->parent;
+  Device* dev = c->dev;
+  dev->tasks.Complete(c, [this](Request* d) { Ready(d); });
+  if (c->result < 0) {
+    if (!r->piece_error) r->piece_error = c->result;
+  } else if (c->done < c->length) {
+    if (c->op == Op::kRead) {
+      // Past the end of a shorter backing file: zeros.
+      ZeroIovecs(r->iov, r->iovcnt, c->user_data + c->done, c->length - c->done);
+    } else if (!r->piece_error) {
+      r->piece_error = -EIO;
+    }
+  }
+  if (c->op == Op::kWrite && c->offset + c->done > dev->size) dev->size = c->offset + c->done;
+  inflight_--;
+  if (--dev->inflight == 0 && dev->closing) FreeDevice(dev);
+  FreeRequest(c);
+  if (--r->pieces == 0) Finish(r, r->piece_error ? r->piece_error : r->result);
+}
+
+void Engine::Park(Request* r) {
+  uint32_t slot;
+  if (!free_parked_.empty()) {
+    slot = free_parked_.back();
+    free_parked_.pop_back();
+    parked_[slot] = r;
+  } else {
+    slot = static_cast<uint32_t>(parked_.size());
+    parked_.push_back(r);
+  }
+  r->park_token = slot + 1;
+  if (new_parked_next_ == new_parked_.size()) EventfdSignal(eventfd_);
+  new_parked_.push_back(slot + 1);
+}
+
+bool Engine::TakeParked(uint32_t* token, Request** r) {
+  while (new_parked_next_ < new_parked_.size()) {
+    uint32_t t = new_parked_[new_parked_next_++];
+    Request* p = ParkedRequest(t);
+    if (!p) continue;  // finished meanwhile (teardown)
+    *token = t;
+    *r = p;
+    return true;
+  }
+  new_parked_.clear();
+  new_parked_next_ = 0;
+  return false;
+}
+
+Request* Engine::ParkedRequest(uint32_t token) const {
+  if (token == 0 || token > parked_.size()) return nullptr;
+  return parked_[token - 1];
+}
+
+Request* Engine::Unpark(uint32_t token) {
+  Request* r = ParkedRequest(token);
+  if (!r) return nullptr;
+  parked_[token - 1] = nullptr;
+  free_parked_.push_back(token - 1);
+  r->park_token = 0;
+  return r;
+}
+
+void Engine::Wake() { EventfdSignal(eventfd_); }
+
+bool Engine::RetryParked(uint32_t token) {
+  Request* r = Unpark(token);
+  if (!r) return false;
+  Translate(r);
+  EventfdSignal(eventfd_);
+  return true;
+}
+
+bool Engine::FinishParked(uint32_t token, int64_t result) {
+  Request* r = Unpark(token);
+  if (!r) return false;
+  r->done = result > 0 ? static_cast<uint64_t>(result) : 0;
+  Finish(r, result);
+  EventfdSignal(eventfd_);
+  return true;
+}
+
 void Engine::Drain(CompletionSink* sink) {
+  // Nobody resolves parked requests any more.
+  for (uint32_t t = 1; t <= parked_.size(); t++) {
+    if (parked_[t - 1]) FinishParked(t, -ECANCELED);
+  }
+  new_parked_.clear();
+  new_parked_next_ = 0;
   while (inflight_) {
     Dispatch();
     if (!Process(sink) && inflight_) {

@@ -46,6 +46,9 @@ class Engine final : private AttemptSink {
   // Records a file device's new size after a resize (TruncateDevice, run
   // after its requests) and tells the backend.
   void DeviceResized(Device* dev, uint64_t size);
+  // An image device (Device::map) over file and backing (null without
+  // one), both already added; it owns no fd.
+  Device* AddImageDevice(const DeviceConfig& config, std::shared_ptr<ClusterMap> map, Device* file, Device* backing);
   size_t device_count() const { return devices_.size() - free_handles_.size(); }
 
   Request* NewRequest();
@@ -74,6 +77,21 @@ class Engine final : private AttemptSink {
   // Blocks until nothing is in flight (teardown; delivers to sink).
   void Drain(CompletionSink* sink);
 
+  // Requests on image devices that the map could not split (a cluster not
+  // known or not writable in place) or that need the format layer (flush,
+  // discard, write-zeroes, FUA writes) are parked: still issued as far as
+  // their task set is concerned. The owner takes each one (once), has the
+  // format layer resolve it, then retries it (the map knows more now) or
+  // finishes it. Tokens stay valid until then.
+  bool TakeParked(uint32_t* token, Request** r);
+  Request* ParkedRequest(uint32_t token) const;
+  bool RetryParked(uint32_t token);
+  bool FinishParked(uint32_t token, int64_t result);
+  size_t parked() const { return parked_.size() - free_parked_.size(); }
+  bool has_new_parked() const { return new_parked_next_ < new_parked_.size(); }
+  // Signals the eventfd: the owner's next pass takes what is left.
+  void Wake();
+
   uint64_t inflight() const { return inflight_; }
   void set_trace(bool on) { trace_ = on; }
 
@@ -82,6 +100,10 @@ class Engine final : private AttemptSink {
   void Ready(Request* r);
   void Finish(Request* r, int64_t result);
   void FreeDevice(Device* dev);
+  void Translate(Request* r);
+  void Park(Request* r);
+  Request* Unpark(uint32_t token);
+  void PieceDone(Request* piece);
 
   std::unique_ptr<Backend> backend_;
   int eventfd_ = -1;
@@ -100,6 +122,13 @@ class Engine final : private AttemptSink {
   // Enabled requests that need no I/O (zero-length discard/write-zeroes),
   // finished on the next Process pass.
   std::vector<Request*> instant_;
+
+  // Parked requests by token - 1; free slots; tokens not yet taken.
+  std::vector<Request*> parked_;
+  std::vector<uint32_t> free_parked_;
+  std::vector<uint32_t> new_parked_;
+  size_t new_parked_next_ = 0;
+  std::vector<ClusterMap::Piece> plan_;
 
   std::vector<std::unique_ptr<Device>> devices_;
   std::vector<uint32_t> free_handles_;

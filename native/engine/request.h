@@ -70,6 +70,13 @@ struct Request {
   uint64_t issue_seq = 0;
   uint64_t complete_seq = 0;
 
+  // A piece of an image request (Device::map): finishing it finishes the
+  // parent once its last piece is done.
+  Request* parent = nullptr;
+  uint32_t pieces = 0;       // parent: pieces not yet finished
+  int64_t piece_error = 0;   // parent: the first piece's error
+  uint32_t park_token = 0;   // parked: index + 1 in the engine's parked table
+
   // Engine queues: backlog (enabled, waiting for room) and the free list.
   Request* next = nullptr;
 

@@ -7,7 +7,9 @@ import { allocAligned } from '../../aligned';
 
 export const HEADROOM = 4096;
 const MIN_CLASS = 12; // 4 KiB
-const KEEP_PER_CLASS = 64;
+/** Bytes of free buffers kept per size class (≥ 64 buffers): 4 KiB requests at depth 32 on many connections reuse theirs. */
+const KEEP_BYTES_PER_CLASS = 8 << 20;
+const keepFor = (c: number): number => Math.max(64, Math.floor(KEEP_BYTES_PER_CLASS / (HEADROOM + 2 ** c)));
 
 export class PayloadBuffer {
   readonly buf: Buffer;
@@ -69,6 +71,6 @@ export class PayloadPool {
     this.outstanding--;
     const list = (this.#free[b.sizeClass] ??= []);
     // Keep small buffers for reuse; large ones go back to the GC.
-    if (list.length < KEEP_PER_CLASS && b.sizeClass <= 20) list.push(b);
+    if (list.length < keepFor(b.sizeClass) && b.sizeClass <= 20) list.push(b);
   }
 }

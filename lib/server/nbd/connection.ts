@@ -2,9 +2,10 @@
 // messages, options and requests, and hands each to the negotiation or the
 // transmission. The only place that touches the socket's input.
 import type { Socket } from 'node:net';
+import tls from 'node:tls';
 
 import { HEADROOM, type PayloadPool } from './buffers';
-import { type ExportInfo, Negotiation } from './handshake';
+import { type ExportInfo, Negotiation, type TlsMode } from './handshake';
 import { ByteQueue } from './input';
 import { ReplyWriter } from './output';
 import * as P from './protocol';
@@ -30,12 +31,15 @@ export interface ConnectionHost {
   readonly exp: ExportInfo;
   readonly device: NbdDevice;
   readonly pool: PayloadPool;
+  readonly tlsMode: TlsMode;
+  /** The server's certificate and key (null: tlsMode is 'off'). */
+  readonly tlsContext: tls.SecureContext | null;
   /** The connection has closed and nothing of it is in flight. */
   gone(c: Connection): void;
 }
 
 export class Connection {
-  readonly #socket: Socket;
+  #socket: Socket;
   readonly #host: ConnectionHost;
   readonly #in = new ByteQueue();
   readonly #out: ReplyWriter;
@@ -57,16 +61,44 @@ export class Connection {
     this.#socket = socket;
     this.#host = host;
     this.#out = new ReplyWriter(socket);
-    this.#neg = new Negotiation(host.exp, this.#out);
-    socket.on('data', (chunk: Buffer) => {
-      if (this.#state >= State.Disconnecting) return;
-      this.#in.push(chunk);
-      this.#pump();
-    });
-    socket.on('drain', () => this.#maybeResume());
-    socket.on('error', () => undefined); // 'close' follows
-    socket.on('close', () => this.#closed());
+    this.#neg = new Negotiation(host.exp, this.#out, host.tlsMode);
+    this.#listen(socket);
     this.#neg.greet();
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#state >= State.Disconnecting) return;
+    this.#in.push(chunk);
+    this.#pump();
+  };
+  readonly #onDrain = (): void => this.#maybeResume();
+  readonly #onError = (): void => undefined; // 'close' follows
+  readonly #onClose = (): void => this.#closed();
+
+  #listen(s: Socket): void {
+    s.on('data', this.#onData);
+    s.on('drain', this.#onDrain);
+    s.on('error', this.#onError);
+    s.on('close', this.#onClose);
+  }
+
+  // NBD_OPT_STARTTLS was acknowledged: from the next byte on, both ways
+  // run through TLS on the same socket.
+  #startTls(): void {
+    // The client may send nothing between the ACK and its ClientHello:
+    // anything already here is plaintext smuggled past the handshake.
+    if (this.#in.length > 0) return this.#hangUp();
+    this.#out.flushNow(); // the ACK, in plaintext
+    const raw = this.#socket;
+    raw.off('data', this.#onData);
+    raw.off('drain', this.#onDrain);
+    raw.off('close', this.#onClose);
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.#host.tlsContext! });
+    this.#socket = secure;
+    this.#out.socket = secure;
+    this.#listen(secure);
+    this.#neg.startedTls();
+    this.#state = State.OptionHeader;
   }
 
   get transmitting(): boolean {
@@ -117,6 +149,7 @@ export class Connection {
           const data = q.takeBuffer(this.#need);
           const outcome = this.#neg.option(this.#option, data);
           if (outcome === 'close') return this.#hangUp();
+          if (outcome === 'starttls') return this.#startTls();
           if (outcome === 'transmission') {
             this.#tx = new Transmission(this.#host.device, this.#out, this.#host.pool, this.#neg.structured, (r) => this.#finished(r));
             this.#state = State.RequestHeader;

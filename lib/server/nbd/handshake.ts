@@ -17,20 +17,34 @@ export interface ExportInfo {
   readonly maxPayload: number;
 }
 
-/** After an option: keep negotiating, enter transmission, or hang up. */
-export type Outcome = 'continue' | 'transmission' | 'close';
+/** After an option: keep negotiating, enter transmission, start TLS (after the ACK) or hang up. */
+export type Outcome = 'continue' | 'transmission' | 'starttls' | 'close';
+
+/** TLS policy of an export: none offered, offered, or required before any other option. */
+export type TlsMode = 'off' | 'on' | 'require';
 
 export class Negotiation {
   structured = false;
   /** base:allocation selected by NBD_OPT_SET_META_CONTEXT. */
   allocationContext = false;
   noZeroes = false;
+  /** The connection runs over TLS (NBD_OPT_STARTTLS done). */
+  secure = false;
   readonly #exp: ExportInfo;
   readonly #out: ReplyWriter;
+  readonly #tls: TlsMode;
 
-  constructor(exp: ExportInfo, out: ReplyWriter) {
+  constructor(exp: ExportInfo, out: ReplyWriter, tls: TlsMode = 'off') {
     this.#exp = exp;
     this.#out = out;
+    this.#tls = tls;
+  }
+
+  /** TLS is up: what was negotiated in plaintext does not carry over (proto.md "TLS support"). */
+  startedTls(): void {
+    this.secure = true;
+    this.structured = false;
+    this.allocationContext = false;
   }
 
   /** S: the greeting. */
@@ -57,6 +71,12 @@ export class Negotiation {
 
   /** One option with its whole payload. */
   option(opt: number, data: Buffer): Outcome {
+    if (opt === P.OPT_STARTTLS) return this.#startTls(data);
+    if (this.#tls === 'require' && !this.secure && opt !== P.OPT_ABORT) {
+      // No error reply exists for NBD_OPT_EXPORT_NAME: hang up.
+      if (opt === P.OPT_EXPORT_NAME) return 'close';
+      return this.#error(opt, P.REP_ERR_TLS_REQD, 'this server requires TLS: send NBD_OPT_STARTTLS first');
+    }
     switch (opt) {
       case P.OPT_EXPORT_NAME:
         return this.#exportName(data);
@@ -80,9 +100,17 @@ export class Negotiation {
       case P.OPT_SET_META_CONTEXT:
         return this.#metaContext(opt, data);
       default:
-        // STARTTLS included: this server has no TLS.
         return this.#error(opt, P.REP_ERR_UNSUP, `option ${opt} is not supported`);
     }
+  }
+
+  #startTls(data: Buffer): Outcome {
+    const opt = P.OPT_STARTTLS;
+    if (this.#tls === 'off') return this.#error(opt, P.REP_ERR_UNSUP, 'this server has no TLS configured');
+    if (data.length !== 0) return this.#error(opt, P.REP_ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
+    if (this.secure) return this.#error(opt, P.REP_ERR_INVALID, 'TLS is already running');
+    this.#reply(opt, P.REP_ACK);
+    return 'starttls';
   }
 
   #exportName(data: Buffer): Outcome {

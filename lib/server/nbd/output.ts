@@ -9,7 +9,7 @@ const SLAB = 64 << 10;
 const MAX_BACKLOG = 8 << 20;
 
 export class ReplyWriter {
-  readonly #socket: Socket;
+  #socket: Socket;
   #slab = Buffer.allocUnsafe(SLAB);
   #start = 0; // first byte of the slab not yet handed to the socket
   #end = 0; // next free byte
@@ -19,6 +19,11 @@ export class ReplyWriter {
 
   constructor(socket: Socket) {
     this.#socket = socket;
+  }
+
+  /** After STARTTLS: replies go through the TLS socket (everything queued was flushed). */
+  set socket(s: Socket) {
+    this.#socket = s;
   }
 
   /** Room for `n` bytes of small message in the slab; fill it at `.at`. */

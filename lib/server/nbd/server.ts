@@ -2,13 +2,14 @@
 // ring.open() returns over NBD, on a unix socket or TCP.
 import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 
 import { BlockDevice } from '../../block-device';
 import { Qcow2Device } from '../../format/qcow2';
 import { checkBool, checkOptions, rangeError, typeError } from '../../validate';
 import { PayloadPool } from './buffers';
 import { Connection, type ConnectionHost } from './connection';
-import type { ExportInfo } from './handshake';
+import type { ExportInfo, TlsMode } from './handshake';
 import * as P from './protocol';
 import type { NbdDevice } from './transmission';
 
@@ -26,6 +27,16 @@ export interface NbdServerOptions {
   description?: string;
   /** Offer the export read-only; implied by a read-only device. */
   readOnly?: boolean;
+  /** TLS through NBD_OPT_STARTTLS (node:tls). Absent: no TLS (STARTTLS is refused). */
+  tls?: NbdTlsOptions;
+}
+
+export interface NbdTlsOptions {
+  /** The server's certificate chain and private key (PEM), as tls.createSecureContext takes them. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** 'require' (default): every option but STARTTLS and ABORT is refused until TLS runs. 'on': plaintext clients are served too. */
+  mode?: 'require' | 'on';
 }
 
 export interface NbdServerStats {
@@ -41,13 +52,15 @@ export interface NbdServerStats {
 
 /** A running NBD export. Stop it with close(); the device stays open. */
 export class NbdServer {
-  /** The NBD URI clients connect to (nbd+unix:///NAME?socket=PATH or nbd://HOST:PORT/NAME). */
+  /** The NBD URI clients connect to (nbd+unix:///NAME?socket=PATH or nbd://HOST:PORT/NAME; nbds with TLS). */
   readonly uri: string;
   readonly socket: string | undefined;
   readonly host: string | undefined;
   readonly port: number | undefined;
   readonly name: string;
   readonly readOnly: boolean;
+  /** 'off', 'on' (TLS offered) or 'require'. */
+  readonly tls: TlsMode;
   readonly #server: net.Server;
   readonly #host: ConnectionHost;
   readonly #connections = new Set<Connection>();
@@ -64,10 +77,12 @@ export class NbdServer {
     this.port = where.port;
     this.name = host.exp.name;
     this.readOnly = readOnly;
+    this.tls = host.tlsMode;
     const name = encodeURIComponent(this.name);
+    const scheme = this.tls === 'off' ? 'nbd' : 'nbds';
     this.uri = where.socket !== undefined
-      ? `nbd+unix:///${name}?socket=${where.socket}`
-      : `nbd://${where.host?.includes(':') ? `[${where.host}]` : where.host}:${where.port}/${name}`;
+      ? `${scheme}+unix:///${name}?socket=${where.socket}`
+      : `${scheme}://${where.host?.includes(':') ? `[${where.host}]` : where.host}:${where.port}/${name}`;
   }
 
   get stats(): NbdServerStats {
@@ -114,7 +129,24 @@ export class NbdServer {
   }
 }
 
-const OPTION_KEYS = ['socket', 'host', 'port', 'name', 'description', 'readOnly'] as const;
+const OPTION_KEYS = ['socket', 'host', 'port', 'name', 'description', 'readOnly', 'tls'] as const;
+
+function checkTls(t: unknown): { mode: TlsMode; context: tls.SecureContext | null } {
+  if (t === undefined) return { mode: 'off', context: null };
+  const o = checkOptions(t, 'options.tls', ['cert', 'key', 'mode']);
+  for (const k of ['cert', 'key'] as const) {
+    const v = o[k];
+    if (typeof v !== 'string' && !Buffer.isBuffer(v)) throw typeError('ERR_INVALID_ARG_TYPE', `options.tls.${k} must be a PEM string or Buffer`);
+  }
+  const mode = o.mode ?? 'require';
+  if (mode !== 'require' && mode !== 'on') throw typeError('ERR_INVALID_ARG_VALUE', `options.tls.mode must be 'require' or 'on', got '${String(mode)}'`);
+  try {
+    const pem = { cert: o.cert as string | Buffer, key: o.key as string | Buffer };
+    return { mode, context: tls.createSecureContext({ ...pem, minVersion: 'TLSv1.2' }) };
+  } catch (e) {
+    throw typeError('ERR_INVALID_ARG_VALUE', `options.tls: ${(e as Error).message}`);
+  }
+}
 
 /** Starts exporting `device` over NBD; resolves once the server listens. */
 export async function serveNbd(device: NbdDevice, options: NbdServerOptions): Promise<NbdServer> {
@@ -128,6 +160,7 @@ export async function serveNbd(device: NbdDevice, options: NbdServerOptions): Pr
   const description = o.description ?? '';
   if (typeof description !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.description must be a string');
   const readOnly = checkBool(o.readOnly, 'options.readOnly') || device.readOnly;
+  const t = checkTls(o.tls);
   const where: { socket?: string; host?: string; port?: number } = {};
   if (o.socket !== undefined) {
     if (typeof o.socket !== 'string' || o.socket.length === 0) throw typeError('ERR_INVALID_ARG_TYPE', 'options.socket must be a non-empty string');
@@ -162,7 +195,7 @@ export async function serveNbd(device: NbdDevice, options: NbdServerOptions): Pr
   };
   const pool = new PayloadPool(device.memoryAlignment);
   let nbd: NbdServer | null = null;
-  const host: ConnectionHost = { exp, device, pool, gone: (c) => nbd?._gone(c) };
+  const host: ConnectionHost = { exp, device, pool, tlsMode: t.mode, tlsContext: t.context, gone: (c) => nbd?._gone(c) };
   const server = net.createServer({ pauseOnConnect: false }, (s) => nbd?._accept(s));
   if (where.socket !== undefined) removeStaleSocket(where.socket);
   await new Promise<void>((resolve, reject) => {
