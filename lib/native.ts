@@ -173,6 +173,8 @@ export interface NativeBinding {
   };
   CowRegion: new (overlayFd: number, size: number, clusterSize: number, capacity: number) => CowRegionHandle;
   VhostUserBlkHandle: new (fd: number, options: VhostUserBlkHandleOptions) => VhostUserBlkHandle;
+  /** BlockIoError.syscall names, by a completion record's CQ_SYSCALL (native/engine/syscall.h). */
+  readonly syscallNames: readonly string[];
   /** The classes native errors are built as; called once, at load. */
   setErrorClasses(blockIo: typeof BlockIoError, blockring: typeof BlockringError): void;
   /** lseek(fd, offset, data ? SEEK_DATA : SEEK_HOLE): the offset found, or -errno. */

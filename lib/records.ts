@@ -11,11 +11,15 @@ export const SQ_LENGTH = 5;
 export const SQ_OFFSET = 6;
 export const SQ_BUFOFFSET = 7;
 
-export const CQ_STRIDE = 4;
+export const CQ_STRIDE = 5;
+/** Raw completion records are the first four fields (RawQueue's documented layout). */
+export const RAW_CQ_STRIDE = 4;
 export const CQ_ID = 0;
 export const CQ_RESULT = 1;
 export const CQ_ISSUED = 2;
 export const CQ_COMPLETED = 3;
+/** Index into native.syscallNames: what the engine issued for the last attempt. */
+export const CQ_SYSCALL = 4;
 
 /** Operation codes of the raw interface. */
 export const OP = Object.freeze({ read: 0, write: 1, flush: 2, discard: 3, writeZeroes: 4 } as const);

@@ -11,7 +11,7 @@ import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
 import { queueSubmit, submitted } from './queued-requests';
 import { RawQueue } from './raw-queue';
 import {
-  CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, FLAG, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
+  CQ_COMPLETED, CQ_ISSUED, CQ_RESULT, CQ_STRIDE, CQ_SYSCALL, RAW_CQ_STRIDE, FLAG, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_DEVICE, SQ_ID,
   SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE,
 } from './records';
 import { checkBool, checkOptions, checkUint, checkIoView, checkViews, rangeError, typeError } from './validate';
@@ -159,10 +159,6 @@ const OPS: Record<RequestOp, number> = {
   read: OP.read, write: OP.write, readv: OP.read, writev: OP.write,
   flush: OP.flush, discard: OP.discard, writeZeroes: OP.writeZeroes,
 };
-const SYSCALLS: Record<string, string> = {
-  read: 'pread', write: 'pwrite', readv: 'preadv', writev: 'pwritev', flush: 'fdatasync',
-  discard: 'fallocate', writeZeroes: 'fallocate',
-};
 
 // Aborting a submitted batch: every request is in the engine, so the results
 // are discarded (buffers stay pinned until completion).
@@ -224,7 +220,7 @@ export class Ring implements DeviceOwner {
     }
     const completions = mode === 'auto' ? autoCompletions() : (mode as 'uv-poll' | 'thread');
     const rawSq = new Float64Array(RAW_SQ_CAPACITY * SQ_STRIDE);
-    const rawCq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
+    const rawCq = new Float64Array(CQ_CAPACITY * RAW_CQ_STRIDE);
     this.#h = new native.RingHandle({
       engine, depth, threads, directSubmitBatch, trace: this.#trace, nullEngine, completions, pollMicros,
       uringFeatures: process.env.BLOCKRING_IO_URING, cq: this.#cq, rawSq, rawCq,
@@ -608,7 +604,7 @@ export class Ring implements DeviceOwner {
           this.#parked(-cq[b]!, cq[b + CQ_RESULT]!, cq[b + CQ_ISSUED]!, cq[b + CQ_COMPLETED]!);
           continue;
         }
-        this.#settle(cq[b]!, cq[b + CQ_RESULT]!, cq[b + CQ_ISSUED]!, cq[b + CQ_COMPLETED]!, null);
+        this.#settle(cq[b]!, cq[b + CQ_RESULT]!, cq[b + CQ_ISSUED]!, cq[b + CQ_COMPLETED]!, null, cq[b + CQ_SYSCALL]!);
       }
       if (rawCount) this.#raw._deliver(rawCount);
     } finally {
@@ -670,18 +666,18 @@ export class Ring implements DeviceOwner {
     else p.finish(-os.constants.errno.ENODEV);
   }
 
-  #settle(id: number, res: number, issued: number, completed: number, failure: Error | null): void {
+  #settle(id: number, res: number, issued: number, completed: number, failure: Error | null, syscall = 0): void {
     const p = this.#pending[id]!;
     this.#pending[id] = undefined;
     this.#freeIds.push(id);
     p.req.dev._inflight--;
     p.unlisten?.();
-    if (!p.aborted) this.#deliver(p, res, issued, completed, failure);
+    if (!p.aborted) this.#deliver(p, res, issued, completed, failure, syscall);
   }
 
-  #deliver(p: Pending, res: number, issued: number, completed: number, failure: Error | null): void {
+  #deliver(p: Pending, res: number, issued: number, completed: number, failure: Error | null, syscall = 0): void {
     const req = p.req;
-    const error = failure ?? (res < 0 ? this.#ioError(req, -res) : null);
+    const error = failure ?? (res < 0 ? this.#ioError(req, -res, syscall) : null);
     if (p.settle) {
       if (error) p.settle.reject(error);
       else p.settle.resolve(res);
@@ -698,9 +694,9 @@ export class Ring implements DeviceOwner {
     }
   }
 
-  #ioError(req: NormalizedRequest, errno: number): BlockIoError {
-    const syscall = req.opName === 'flush' && req.flags & FLAG.metadata ? 'fsync' : SYSCALLS[req.opName] ?? req.opName;
-    return new BlockIoError({ errno, syscall, op: req.opName, offset: req.offset, length: req.length, path: req.dev.path });
+  // syscall: what the engine issued (CQ_SYSCALL), named by the addon.
+  #ioError(req: NormalizedRequest, errno: number, syscall: number): BlockIoError {
+    return new BlockIoError({ errno, syscall: native.syscallNames[syscall] ?? 'none', op: req.opName, offset: req.offset, length: req.length, path: req.dev.path });
   }
 
   // Resolves when cond() holds; checked now and after each completion batch.

@@ -137,6 +137,28 @@ describe('raw interface, pools and allocation refuse bad arguments with codes', 
   });
 });
 
+// What each engine really issued for a write-zeroes past the largest file
+// size (fallocate fails with EFBIG or EINVAL), and for a write and a flush.
+const SYSCALLS = {
+  io_uring: ['io_uring_enter/IORING_OP_FALLOCATE', /^io_uring_enter\/IORING_OP_WRITE(V|_FIXED)?$/],
+  libaio: ['fallocate', /^io_submit\/IOCB_CMD_PWRITEV?$|^pwritev$/],
+  threads: ['fallocate', /^pwritev$/],
+  mmap: ['fallocate', /^mmap$/],
+} as const;
+
+describe.each(Object.keys(SYSCALLS) as (keyof typeof SYSCALLS)[])('%s: BlockIoError.syscall names the call the engine made', (engine) => {
+  it('fallocate, and a write past the largest file size', async () => {
+    const ring = new Ring({ engine });
+    const dev = await ring.open(path.join(t.dir, `${engine}-syscall.img`), { create: true, size: 65536, growable: true });
+    const z = await dev.writeZeroes(2 ** 53 - 2, 1).catch((x: unknown) => x);
+    expectIoError(z, (z as BlockIoError).code, SYSCALLS[engine][0]);
+    const w = await dev.write(Buffer.alloc(4096), 2 ** 53 - 4096 * 2).catch((x: unknown) => x);
+    expectIoError(w, (w as BlockIoError).code);
+    expect((w as BlockIoError).syscall).toMatch(SYSCALLS[engine][1]);
+    await ring.close();
+  });
+});
+
 describe.each(['io_uring', 'libaio', 'threads', 'mmap', 'null'] as const)('%s', (engine) => {
   it('zero-length discard and writeZeroes complete with 0, as a zero-length write', async () => {
     const ring = new Ring({ engine });

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "../engine/factory.h"
+#include "../engine/syscall.h"
 #include "cow_region.h"
 #include "errors.h"
 #include "memory.h"
@@ -24,6 +25,9 @@ class BlockringAddon final : public Napi::Addon<BlockringAddon> {
     exports.Set("CowRegion", CowRegionHandle::Define(env));
     exports.Set("seekDataOrHole", Napi::Function::New<SeekDataOrHoleJs>(env, "seekDataOrHole"));
     exports.Set("VhostUserBlkHandle", VhostUserBlkHandle::Define(env));
+    Napi::Array names = Napi::Array::New(env);
+    for (const char* n : kSyscallNames) names.Set(names.Length(), n);
+    exports.Set("syscallNames", names);
     exports.Set("setErrorClasses", Napi::Function::New<SetErrorClasses>(env, "setErrorClasses"));
   }
 

@@ -9,13 +9,19 @@ namespace blockring {
 CompletionArrays::CompletionArrays(Napi::Env env, Napi::Object opts, RegisteredBuffers* registered)
     : registered_(registered) {
   cq_ = Float64Data(env, opts, "cq", &cap_, kCqStride);
-  raw_cq_ = Float64Data(env, opts, "rawCq", &raw_cap_, kCqStride);
+  raw_cq_ = Float64Data(env, opts, "rawCq", &raw_cap_, kRawCqStride);
   if (!cap_ || !raw_cap_) ThrowRange(env, "ERR_OUT_OF_RANGE", "completion arrays are empty");
 }
 
 bool CompletionArrays::OnComplete(Request* r) {
   registered_->Release(*r);
-  double* rec = r->flags & kFlagRaw ? raw_cq_ + (raw_count_++) * kCqStride : cq_ + (count_++) * kCqStride;
+  double* rec;
+  if (r->flags & kFlagRaw) {
+    rec = raw_cq_ + (raw_count_++) * kRawCqStride;
+  } else {
+    rec = cq_ + (count_++) * kCqStride;
+    rec[kCqSyscall] = static_cast<double>(r->syscall);
+  }
   rec[kCqId] = static_cast<double>(r->user_data);
   rec[kCqResult] = static_cast<double>(r->result);
   rec[kCqIssued] = static_cast<double>(r->issue_seq);

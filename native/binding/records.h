@@ -15,11 +15,14 @@ constexpr unsigned kSqLength = 5;    // bytes: registered-buffer transfers, disc
 constexpr unsigned kSqOffset = 6;    // device offset
 constexpr unsigned kSqBufOffset = 7; // byte offset inside a registered buffer
 
-// Completion record, 4 doubles.
-constexpr unsigned kCqStride = 4;
+// Completion record, 5 doubles; a raw completion record is the first 4
+// (the raw interface's documented layout).
+constexpr unsigned kCqStride = 5;
+constexpr unsigned kRawCqStride = 4;
 constexpr unsigned kCqId = 0;
 constexpr unsigned kCqResult = 1;    // bytes, or -errno
 constexpr unsigned kCqIssued = 2;    // trace: ring-wide sequence at issue (0 untraced)
 constexpr unsigned kCqCompleted = 3; // trace: ring-wide sequence at completion
+constexpr unsigned kCqSyscall = 4;   // engine/syscall.h Syscall of the last attempt
 
 }  // namespace blockring

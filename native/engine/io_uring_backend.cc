@@ -100,17 +100,21 @@ class IoUringBackend final : public Backend {
         const iovec& first = r->iov[0];
         if (r->iovcnt == 1 && (r->flags & kFlagFixedBuffer) && has_fixed_) {
           UringPrepRwFixed(sqe, write, fd, first.iov_base, ClampLen(first.iov_len), off, flags, r->buf_index, data);
+          r->syscall = write ? Syscall::kUringWriteFixed : Syscall::kUringReadFixed;
         } else if (r->iovcnt == 1 && has_read_) {
           UringPrepRw(sqe, write ? IORING_OP_WRITE : IORING_OP_READ, fd, first.iov_base, ClampLen(first.iov_len), off,
                       flags, data);
+          r->syscall = write ? Syscall::kUringWrite : Syscall::kUringRead;
         } else {
           UringPrepRw(sqe, write ? IORING_OP_WRITEV : IORING_OP_READV, fd, r->iov, ClampIovcnt(r->iovcnt), off, flags,
                       data);
+          r->syscall = write ? Syscall::kUringWritev : Syscall::kUringReadv;
         }
         break;
       }
       case Op::kFlush:
         UringPrepFsync(sqe, fd, !(r->flags & kFlagFlushMetadata), data);
+        r->syscall = Syscall::kUringFsync;
         break;
       case Op::kDiscard:
         if (r->dev->config.is_block_device && uring_discard_) {
@@ -118,11 +122,13 @@ class IoUringBackend final : public Backend {
           // Reap then falls back to fallocate.
           UringPrepDiscard(sqe, fd, r->offset, r->length, data);
           r->attempt = kAttemptUringDiscard;
+          r->syscall = Syscall::kUringCmdDiscard;
           break;
         }
         [[fallthrough]];
       case Op::kWriteZeroes:
         UringPrepFallocate(sqe, fd, FallocateMode(*r), r->offset, r->length, data);
+        r->syscall = Syscall::kUringFallocate;
         break;
     }
     return true;

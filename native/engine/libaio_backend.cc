@@ -68,6 +68,7 @@ class LibaioBackend final : public Backend {
     int fd = r->dev->fd;
     if (r->op == Op::kFlush) {
       AioPrepFsync(cb, fd, !(r->flags & kFlagFlushMetadata), data, eventfd_);
+      r->syscall = r->flags & kFlagFlushMetadata ? Syscall::kAioFsync : Syscall::kAioFdsync;
       return true;
     }
     bool write = r->op == Op::kWrite;
@@ -75,9 +76,11 @@ class LibaioBackend final : public Backend {
     if (r->iovcnt == 1) {
       AioPrepRw(cb, write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD, fd, r->iov[0].iov_base, ClampLen(r->iov[0].iov_len),
                 r->RemainingOffset(), flags, data, eventfd_);
+      r->syscall = write ? Syscall::kAioPwrite : Syscall::kAioPread;
     } else {
       AioPrepRw(cb, write ? IOCB_CMD_PWRITEV : IOCB_CMD_PREADV, fd, r->iov, ClampIovcnt(r->iovcnt),
                 r->RemainingOffset(), flags, data, eventfd_);
+      r->syscall = write ? Syscall::kAioPwritev : Syscall::kAioPreadv;
     }
     return true;
   }

@@ -86,14 +86,17 @@ class MmapBackend final : public Backend {
   int64_t Execute(Request* r) {
     switch (r->op) {
       case Op::kRead:
+        r->syscall = Syscall::kMmap;
         return Transfer(r, false);
       case Op::kWrite:
+        r->syscall = Syscall::kMmap;
         return Transfer(r, true);
       case Op::kFlush:
         return Flush(r);
       case Op::kDiscard:
       case Op::kWriteZeroes:
         // The kernel drops the affected pages from every mapping.
+        r->syscall = Syscall::kFallocate;
         return FileFallocate(r->dev->fd, FallocateMode(*r), r->offset, r->length);
     }
     return -EINVAL;
@@ -158,7 +161,10 @@ class MmapBackend final : public Backend {
     if (write && (r->flags & kFlagFua)) {
       uint64_t start = off / PageSize() * PageSize();
       int e = SyncMemory(v->base + start, RoundUp(off + n, PageSize()) - start, false);
-      if (e < 0) return e;
+      if (e < 0) {
+        r->syscall = Syscall::kMsync;
+        return e;
+      }
     }
     return static_cast<int64_t>(n);
   }
@@ -167,9 +173,11 @@ class MmapBackend final : public Backend {
     int fd = r->dev->fd;
     // msync(MS_SYNC) is fdatasync over the mapped range; fsync also writes
     // the inode. Without a mapping nothing was written through one.
+    r->syscall = r->flags & kFlagFlushMetadata ? Syscall::kFsync : Syscall::kFdatasync;
     if (r->flags & kFlagFlushMetadata) return FileSync(fd, true);
     View* v = ViewOf(r->dev);
     if (!v->base || !v->size) return FileSync(fd, false);
+    r->syscall = Syscall::kMsync;
     return SyncMemory(v->base, RoundUp(v->size, PageSize()), false);
   }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "memory_block.h"
+#include "syscall.h"
 
 namespace blockring {
 
@@ -50,6 +51,7 @@ struct Request {
   uint8_t attempt = 0;     // backend-private marker for the attempt in flight
   Stage stage = Stage::kDone;  // set by Engine::Accept
   bool cancelled = false;  // Engine::Cancel: finish with the next attempt's result, no retry
+  Syscall syscall = Syscall::kNone;  // what the backend issued for the last attempt
   Device* dev = nullptr;
 
   uint64_t offset = 0;  // device offset of the whole request

@@ -10,19 +10,24 @@
 
 namespace blockring {
 
-int64_t RunBlocking(const Request& r, int fd) {
+int64_t RunBlocking(Request& r, int fd) {
   // More iovecs than the kernel takes in one call go as the first
   // kIovMax; the engine resubmits the rest as a short transfer.
   uint64_t off = r.RemainingOffset();
   switch (r.op) {
     case Op::kRead:
+      r.syscall = Syscall::kPreadv;
       return FileReadv(fd, r.iov, r.iovcnt, off);
     case Op::kWrite:
+      // FUA: pwritev2(RWF_DSYNC) (before Linux 4.7: pwritev, then fdatasync).
+      r.syscall = r.flags & kFlagFua ? Syscall::kPwritev2 : Syscall::kPwritev;
       return FileWritev(fd, r.iov, r.iovcnt, off, r.flags & kFlagFua);
     case Op::kFlush:
+      r.syscall = r.flags & kFlagFlushMetadata ? Syscall::kFsync : Syscall::kFdatasync;
       return FileSync(fd, r.flags & kFlagFlushMetadata);
     case Op::kDiscard:
     case Op::kWriteZeroes:
+      r.syscall = Syscall::kFallocate;
       return FileFallocate(fd, FallocateMode(r), r.offset, r.length);
   }
   return -EINVAL;

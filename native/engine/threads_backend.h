@@ -18,8 +18,9 @@
 namespace blockring {
 
 // Runs one attempt of r on fd with blocking syscalls: bytes or -errno.
-// Thread-safe; touches only r's attempt fields (op, flags, iov, offsets).
-int64_t RunBlocking(const Request& r, int fd);
+// Thread-safe; reads only r's attempt fields (op, flags, iov, offsets) and
+// writes r.syscall (the engine reads it after the attempt is reaped).
+int64_t RunBlocking(Request& r, int fd);
 
 class WorkerPool {
  public:
