@@ -31,7 +31,7 @@ struct Posted {
 // size, direct, blockSize, offsetAlign, memAlign, isBlockDevice, serial,
 // onRequest? }), every field checked by lib/server/vhost-user-blk.ts. With
 // onRequest (fd -1) requests go to JS: onRequest(id, op, offset, length, flags).
-VhostUserBlkHandle::VhostUserBlkHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VhostUserBlkHandle>(info) {
+VhostUserBlkHandle::VhostUserBlkHandle(const Napi::CallbackInfo& info) : TaggedWrap<VhostUserBlkHandle>(info) {
   Napi::Env env = info.Env();
   double fd = info[0].ToNumber().DoubleValue();
   if ((fd != -1 && !IsUint(fd, 0x7fffffff)) || !info[1].IsObject()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "bad arguments");
