@@ -52,6 +52,7 @@ class RingHandle final : public Napi::ObjectWrap<RingHandle>, private Completion
   Napi::Value ResumeParked(const Napi::CallbackInfo& info);
   Napi::Value ParkedCopy(const Napi::CallbackInfo& info);
   Napi::Value DeviceInflight(const Napi::CallbackInfo& info);
+  Napi::Value ExportImage(const Napi::CallbackInfo& info);
   Napi::Value Inflight(const Napi::CallbackInfo& info);
   Napi::Value EngineName(const Napi::CallbackInfo& info);
   Napi::Value EngineInfo(const Napi::CallbackInfo& info);
