@@ -28,11 +28,11 @@ function overlay(name: string): { base: string; img: string } {
   return { base, img };
 }
 
-function raws(ring: Ring): { run: (recs: Array<[number, number, number, number, number]>, dev: number) => Promise<number[][]> } {
+function raws(ring: Ring): { run: (recs: Array<[number, number, number, number, number]>, dev: number) => Promise<Array<[number, number]>> } {
   const raw = ring.raw;
   return {
     run: (recs, dev) => new Promise((resolve) => {
-      const out: number[][] = [];
+      const out: Array<[number, number]> = [];
       raw.onComplete = (cq, count) => {
         for (let i = 0; i < count; i++) out.push([cq[i * 4]!, cq[i * 4 + 1]!]);
         if (out.length === recs.length) resolve(out);
