@@ -35,7 +35,7 @@ Napi::Function CowRegionHandle::Define(Napi::Env env) {
 }
 
 // new CowRegion(overlayFd, size, clusterSize, capacity)
-CowRegionHandle::CowRegionHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CowRegionHandle>(info) {
+CowRegionHandle::CowRegionHandle(const Napi::CallbackInfo& info) : TaggedWrap<CowRegionHandle>(info) {
   int fd = static_cast<int>(Arg(info, 0, 0x7fffffff, "fd"));
   double size = Arg(info, 1, kMaxSafeInteger, "size");
   double cluster = Arg(info, 2, 1 << 30, "clusterSize");
@@ -123,7 +123,9 @@ Napi::Value CowRegionHandle::TakeError(const Napi::CallbackInfo& info) {
 Napi::Value CowRegionHandle::NewMapping(const Napi::CallbackInfo& info) {
   if (region_->mapping()) ThrowState(info.Env(), "ERR_ALREADY_MAPPED", "copy-on-write region already handed out");
   auto* m = new std::shared_ptr<Mapping>(region_->NewMapping(info[0].ToBoolean()));
-  return Napi::External<std::shared_ptr<Mapping>>::New(info.Env(), m, FinalizeMapping);
+  auto ext = Napi::External<std::shared_ptr<Mapping>>::New(info.Env(), m, FinalizeMapping);
+  TagValue(info.Env(), ext, tags::kMappingExternal);
+  return ext;
 }
 
 }  // namespace blockring

@@ -9,11 +9,14 @@
 #include <memory>
 
 #include "../engine/cow_region.h"
+#include "type_tags.h"
 
 namespace blockring {
 
-class CowRegionHandle final : public Napi::ObjectWrap<CowRegionHandle> {
+class CowRegionHandle final : public TaggedWrap<CowRegionHandle> {
  public:
+  static constexpr const napi_type_tag& kTypeTag = tags::kCowRegion;
+  static constexpr const char* kKind = "CowRegion";
   static Napi::Function Define(Napi::Env env);
   explicit CowRegionHandle(const Napi::CallbackInfo& info);
 

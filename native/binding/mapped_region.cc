@@ -99,9 +99,10 @@ Napi::Function MappedRegion::Define(Napi::Env env) {
 
 // new MappedRegion(fd, offset, length, private, readOnly, externalBuffers), or
 // new MappedRegion(cowRegion.newMapping(), externalBuffers) for a mapping built elsewhere.
-MappedRegion::MappedRegion(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappedRegion>(info) {
+MappedRegion::MappedRegion(const Napi::CallbackInfo& info) : TaggedWrap<MappedRegion>(info) {
   Napi::Env env = info.Env();
   if (info[0].IsExternal()) {
+    if (!IsTagged(env, info[0], tags::kMappingExternal)) ThrowNotA(env, "CowRegion mapping");
     map_ = *info[0].As<Napi::External<std::shared_ptr<Mapping>>>().Data();
     external_ = info[1].ToBoolean();
     return;

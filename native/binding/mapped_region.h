@@ -10,11 +10,14 @@
 #include <vector>
 
 #include "../engine/mapping.h"
+#include "type_tags.h"
 
 namespace blockring {
 
-class MappedRegion final : public Napi::ObjectWrap<MappedRegion> {
+class MappedRegion final : public TaggedWrap<MappedRegion> {
  public:
+  static constexpr const napi_type_tag& kTypeTag = tags::kMappedRegion;
+  static constexpr const char* kKind = "MappedRegion";
   static Napi::Function Define(Napi::Env env);
   explicit MappedRegion(const Napi::CallbackInfo& info);
 

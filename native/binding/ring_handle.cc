@@ -50,7 +50,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
 
 // new RingHandle({ engine, depth, threads, directSubmitBatch, trace, nullEngine?, completions, cq, rawSq, rawCq,
 //                  onComplete }); completions: 'uv-poll' or 'thread' (lib/ring.ts resolves 'auto')
-RingHandle::RingHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingHandle>(info) {
+RingHandle::RingHandle(const Napi::CallbackInfo& info) : TaggedWrap<RingHandle>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "options must be an object");
   Napi::Object opts = info[0].As<Napi::Object>();

@@ -18,11 +18,14 @@
 #include "completions.h"
 #include "record_decode.h"
 #include "registered_buffers.h"
+#include "type_tags.h"
 
 namespace blockring {
 
-class RingHandle final : public Napi::ObjectWrap<RingHandle>, private CompletionListener {
+class RingHandle final : public TaggedWrap<RingHandle>, private CompletionListener {
  public:
+  static constexpr const napi_type_tag& kTypeTag = tags::kRingHandle;
+  static constexpr const char* kKind = "RingHandle";
   static Napi::Function Define(Napi::Env env);
   explicit RingHandle(const Napi::CallbackInfo& info);
   ~RingHandle() override;

@@ -36,7 +36,7 @@ struct Posted {
 // length, flags, parked). With image too (an id from ring.exportImage) reads
 // and writes run in place on the server's engine and only parked requests
 // (parked true, no data) go to JS, answered by complete(id, result, retry).
-VhostUserBlkHandle::VhostUserBlkHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VhostUserBlkHandle>(info) {
+VhostUserBlkHandle::VhostUserBlkHandle(const Napi::CallbackInfo& info) : TaggedWrap<VhostUserBlkHandle>(info) {
   Napi::Env env = info.Env();
   double fd = info[0].ToNumber().DoubleValue();
   if ((fd != -1 && !IsUint(fd, 0x7fffffff)) || !info[1].IsObject()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "bad arguments");

@@ -8,11 +8,14 @@
 #include <memory>
 
 #include "../vhost/server.h"
+#include "type_tags.h"
 
 namespace blockring {
 
-class VhostUserBlkHandle final : public Napi::ObjectWrap<VhostUserBlkHandle> {
+class VhostUserBlkHandle final : public TaggedWrap<VhostUserBlkHandle> {
  public:
+  static constexpr const napi_type_tag& kTypeTag = tags::kVhostUserBlk;
+  static constexpr const char* kKind = "VhostUserBlkHandle";
   static Napi::Function Define(Napi::Env env);
   explicit VhostUserBlkHandle(const Napi::CallbackInfo& info);
   ~VhostUserBlkHandle() override;
