@@ -97,6 +97,8 @@ export interface RingHandle {
   /** Copies between a parked transfer's buffers and buffer; returns the bytes copied. */
   parkedCopy(token: number, buffer: ArrayBufferView, toRequest: boolean): number;
   deviceInflight(handle: number): number;
+  /** For a vhost-user-blk server: an id its handle takes (options.image), 0 when the chain cannot be served in place. */
+  exportImage(handle: number): number;
 }
 
 export type AlignedAllocation = { buffer: Buffer } | { arrayBuffer: ArrayBuffer; offset: number };
@@ -147,16 +149,18 @@ export interface VhostUserBlkHandleOptions {
   isBlockDevice: boolean;
   serial: string;
   /** Set for devices the engine cannot run (qcow2): requests come here instead (fd -1). */
-  onRequest?: (id: number, op: number, offset: number, length: number, flags: number) => void;
+  onRequest?: (id: number, op: number, offset: number, length: number, flags: number, parked: boolean) => void;
+  /** With onRequest: a ring's exportImage id. Reads and writes then run in place; only parked requests come to onRequest. */
+  image?: number;
 }
 
 export interface VhostUserBlkHandle {
   readonly engine: string;
-  stats(): { connected: boolean; connections: number; served: number };
+  stats(): { connected: boolean; connections: number; served: number; copied: number };
   /** Delegated requests: guest data of write id into buffer / buffer into read id's guest buffers. */
   copyOut(id: number, buffer: Buffer): boolean;
   copyIn(id: number, buffer: Buffer): boolean;
-  complete(id: number, result: number): void;
+  complete(id: number, result: number, retry?: boolean): void;
   close(): void;
 }
 

@@ -641,9 +641,12 @@ export class Ring implements DeviceOwner {
         this.#enqueue({ dev: target, op: OP[op], opName: op, tag: 0, flags: 0, buffers, offset, length, signal: null },
           { resolve, reject }, null, 0);
       }),
+      exportImage: () => h.exportImage(handle),
       close: async () => {
         this.#submitQueued();
         await this.#until(() => target._inflight === 0 && h.deviceInflight(handle) === 0);
+        // A vhost-user-blk server may share the map: from now on it finds nothing there.
+        h.imageReset(handle, dev.size);
         h.closeDevice(handle);
         this.#imageHandles.delete(handle);
       },

@@ -66,6 +66,8 @@ export interface NativeImage {
   submit(op: 'read' | 'write', buffers: ArrayBufferView[], offset: number, length: number): Promise<number>;
   /** Waits for the handle's requests (parked ones included), then closes it. */
   close(): Promise<void>;
+  /** An id a vhost-user-blk server takes to serve this image in place (0: it cannot). */
+  exportImage(): number;
 }
 
 /** A request the engine parked on this image (ring.ts decodes the record). */
@@ -534,6 +536,11 @@ export class Qcow2Device {
   /** @internal The native handle, or -1. */
   get _nativeHandle(): number {
     return this.#native?.handle ?? -1;
+  }
+
+  /** @internal For serveVhostUserBlk: an export id of the native image device, 0 without one. */
+  _exportImage(): number {
+    return this.#native && this.#mapOn() ? this.#native.exportImage() : 0;
   }
 
   /** @internal What the ring's attachImage needs. */

@@ -1,8 +1,12 @@
 // vhost-user-blk: serves a BlockDevice or Qcow2Device to a VMM (QEMU,
 // cloud-hypervisor) over a unix socket. The native server (native/vhost)
 // runs on a thread of its own with an engine of its own; a raw device's
-// requests never reach JavaScript. A qcow2 image's format layer is
-// JavaScript, so its requests are delegated here (one copy each way).
+// requests never reach JavaScript. A qcow2 image's reads and writes run
+// there too, in place, split by the image's native cluster map; what the map
+// cannot do (a metadata miss, allocation, flush, discard) comes here without
+// data and goes back as retry or finish. Only requests the format layer
+// serves itself (compressed clusters; an image without a native device,
+// e.g. a writeLog or a qcow2 backing) are copied.
 import { BlockDevice } from '../block-device';
 import { Qcow2Device } from '../format/qcow2';
 import { BlockringError, fromNative } from '../errors';
@@ -32,6 +36,8 @@ export interface VhostUserBlkStats {
   connections: number;
   /** Guest requests completed so far. */
   served: number;
+  /** Guest bytes copied to or from the format layer's buffers (0 while data moves in place). */
+  copied: number;
 }
 
 /** A running vhost-user-blk export of one BlockDevice. Stop it with close(). */
@@ -55,7 +61,7 @@ export class VhostUserBlkServer {
   }
 
   get stats(): VhostUserBlkStats {
-    return this.#h ? this.#h.stats() : { connected: false, connections: 0, served: 0 };
+    return this.#h ? this.#h.stats() : { connected: false, connections: 0, served: 0, copied: 0 };
   }
 
   /**
@@ -112,10 +118,11 @@ export function serveVhostUserBlk(device: BlockDevice | Qcow2Device, options: Vh
   try {
     let h: VhostUserBlkHandle | null = null;
     const onRequest = qcow2 ? delegateTo(device, () => h) : undefined;
+    const image = qcow2 ? device._exportImage() : 0;
     h = new native.VhostUserBlkHandle(qcow2 ? -1 : device._fd(), {
       socket: o.socket, engine, depth, numQueues, readOnly, size, direct: device.direct, blockSize,
       offsetAlign: device.offsetAlignment, memAlign: device.memoryAlignment, isBlockDevice: device.isBlockDevice, serial,
-      onRequest,
+      onRequest, ...(image ? { image } : {}),
     });
     return new VhostUserBlkServer(h, o.socket, numQueues, readOnly);
   } catch (e) {
@@ -126,7 +133,7 @@ export function serveVhostUserBlk(device: BlockDevice | Qcow2Device, options: Vh
 // Runs the server's delegated requests (engine ops: 0 read, 1 write, 2 flush,
 // 3 discard, 4 write-zeroes; flag 4 = unmap) on a Qcow2Device.
 function delegateTo(dev: Qcow2Device, handle: () => VhostUserBlkHandle | null):
-  (id: number, op: number, offset: number, length: number, flags: number) => void {
+  (id: number, op: number, offset: number, length: number, flags: number, parked: boolean) => void {
   const run = async (id: number, op: number, offset: number, length: number, flags: number): Promise<number> => {
     switch (op) {
       case 0: {
@@ -150,7 +157,18 @@ function delegateTo(dev: Qcow2Device, handle: () => VhostUserBlkHandle | null):
         return dev.writeZeroes(offset, length, { unmap: (flags & 4) !== 0 });
     }
   };
-  return (id, op, offset, length, flags) => {
+  return (id, op, offset, length, flags, parked) => {
+    if (parked) {
+      // The server's engine parked it: the format layer resolves metadata,
+      // the data then moves in place (or, for what it serves itself, through copy()).
+      dev._resolve({
+        op, offset, length, fua: (flags & 1) !== 0,
+        retry: () => handle()?.complete(id, 0, true),
+        finish: (result: number) => handle()?.complete(id, result),
+        copy: (b: Buffer, toRequest: boolean) => ((toRequest ? handle()?.copyIn(id, b) : handle()?.copyOut(id, b)) ? b.length : 0),
+      });
+      return;
+    }
     run(id, op, offset, length, flags).then(
       (n) => handle()?.complete(id, n),
       (e: unknown) => {

@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include <unordered_map>
+
 #include "errors.h"
+#include "image_source.h"
 #include "ring_handle.h"
 #include "values.h"
 
@@ -15,7 +18,47 @@ namespace {
 
 uint64_t Num(const Napi::Value& v) { return static_cast<uint64_t>(v.ToNumber().DoubleValue()); }
 
+std::unordered_map<uint64_t, ImageSource>& Sources() {
+  static std::unordered_map<uint64_t, ImageSource> sources;
+  return sources;
+}
+uint64_t next_source = 1;
+
 }  // namespace
+
+uint64_t PutImageSource(const ImageSource& s) {
+  uint64_t id = next_source++;
+  Sources()[id] = s;
+  return id;
+}
+
+bool TakeImageSource(uint64_t id, ImageSource* out) {
+  auto it = Sources().find(id);
+  if (it == Sources().end()) return false;
+  *out = std::move(it->second);
+  Sources().erase(it);
+  return true;
+}
+
+// exportImage(handle) -> id for a vhost-user-blk server (image_source.h),
+// or 0 when the image's backing is another image (served through copies).
+Napi::Value RingHandle::ExportImage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Device* dev = ImageDevice(env, info[0]);
+  if (!dev->file || dev->file->fd < 0 || (dev->backing && (dev->backing->map || dev->backing->fd < 0))) {
+    return Napi::Number::New(env, 0);
+  }
+  ImageSource s;
+  s.map = dev->map;
+  s.image = dev->config;
+  s.file_fd = dev->file->fd;
+  s.file = dev->file->config;
+  if (dev->backing) {
+    s.backing_fd = dev->backing->fd;
+    s.backing = dev->backing->config;
+  }
+  return Napi::Number::New(env, static_cast<double>(PutImageSource(s)));
+}
 
 Device* RingHandle::ImageDevice(Napi::Env env, const Napi::Value& handle) {
   CheckOpen(env);

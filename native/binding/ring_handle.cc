@@ -39,6 +39,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::ResumeParked>("resumeParked"),
                          InstanceMethod<&RingHandle::ParkedCopy>("parkedCopy"),
                          InstanceMethod<&RingHandle::DeviceInflight>("deviceInflight"),
+                         InstanceMethod<&RingHandle::ExportImage>("exportImage"),
                          InstanceMethod<&RingHandle::Inflight>("inflight"),
                          InstanceAccessor<&RingHandle::EngineName>("engine"),
                          InstanceAccessor<&RingHandle::EngineInfo>("engineInfo"),

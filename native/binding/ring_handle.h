@@ -55,6 +55,7 @@ class RingHandle final : public TaggedWrap<RingHandle>, private CompletionListen
   Napi::Value ResumeParked(const Napi::CallbackInfo& info);
   Napi::Value ParkedCopy(const Napi::CallbackInfo& info);
   Napi::Value DeviceInflight(const Napi::CallbackInfo& info);
+  Napi::Value ExportImage(const Napi::CallbackInfo& info);
   Napi::Value Inflight(const Napi::CallbackInfo& info);
   Napi::Value EngineName(const Napi::CallbackInfo& info);
   Napi::Value EngineInfo(const Napi::CallbackInfo& info);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "errors.h"
+#include "image_source.h"
 #include "values.h"
 
 namespace blockring {
@@ -23,14 +24,18 @@ namespace {
 
 struct Posted {
   double id, op, offset, length, flags;
+  bool parked;
 };
 
 }  // namespace
 
 // new VhostUserBlkHandle(fd, { socket, engine, depth, numQueues, readOnly,
 // size, direct, blockSize, offsetAlign, memAlign, isBlockDevice, serial,
-// onRequest? }), every field checked by lib/server/vhost-user-blk.ts. With
-// onRequest (fd -1) requests go to JS: onRequest(id, op, offset, length, flags).
+// onRequest?, image? }), every field checked by lib/server/vhost-user-blk.ts.
+// With onRequest (fd -1) requests go to JS: onRequest(id, op, offset,
+// length, flags, parked). With image too (an id from ring.exportImage) reads
+// and writes run in place on the server's engine and only parked requests
+// (parked true, no data) go to JS, answered by complete(id, result, retry).
 VhostUserBlkHandle::VhostUserBlkHandle(const Napi::CallbackInfo& info) : TaggedWrap<VhostUserBlkHandle>(info) {
   Napi::Env env = info.Env();
   double fd = info[0].ToNumber().DoubleValue();
@@ -52,6 +57,20 @@ VhostUserBlkHandle::VhostUserBlkHandle(const Napi::CallbackInfo& info) : TaggedW
   s.blk.block_size = s.device.block_size;
   s.blk.num_queues = static_cast<uint16_t>(o.Get("numQueues").ToNumber().Uint32Value());
   s.blk.serial = o.Get("serial").ToString().Utf8Value();
+  Napi::Value image = o.Get("image");
+  ImageSource source;
+  if (image.IsNumber() && !TakeImageSource(static_cast<uint64_t>(image.ToNumber().DoubleValue()), &source)) {
+    ThrowType(env, "ERR_INVALID_ARG_VALUE", "unknown image export");
+  }
+  if (source.map) {
+    s.map = source.map;
+    s.device = source.image;
+    s.device.read_only = s.device.read_only || s.blk.read_only;
+    s.file_fd = source.file_fd;
+    s.file_device = source.file;
+    s.backing_fd = source.backing_fd;
+    s.backing_device = source.backing;
+  }
   std::unique_ptr<vhost::Delegate> delegate;
   Napi::Value on_request = o.Get("onRequest");
   if (on_request.IsFunction()) {
@@ -61,11 +80,12 @@ VhostUserBlkHandle::VhostUserBlkHandle(const Napi::CallbackInfo& info) : TaggedW
     Napi::ThreadSafeFunction tsfn = tsfn_;
     delegate = std::make_unique<vhost::Delegate>([tsfn](const vhost::DelegatedRequest& r) mutable {
       auto* p = new Posted{static_cast<double>(r.id), static_cast<double>(r.op), static_cast<double>(r.offset),
-                           static_cast<double>(r.length), static_cast<double>(r.flags)};
+                           static_cast<double>(r.length), static_cast<double>(r.flags), r.parked};
       napi_status st = tsfn.NonBlockingCall(p, [](Napi::Env env, Napi::Function fn, Posted* p) {
         if (env != nullptr && fn != nullptr) {
           fn.Call({Napi::Number::New(env, p->id), Napi::Number::New(env, p->op), Napi::Number::New(env, p->offset),
-                   Napi::Number::New(env, p->length), Napi::Number::New(env, p->flags)});
+                   Napi::Number::New(env, p->length), Napi::Number::New(env, p->flags),
+                   Napi::Boolean::New(env, p->parked)});
         }
         delete p;
       });
@@ -132,22 +152,24 @@ Napi::Value VhostUserBlkHandle::CopyIn(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), ok);
 }
 
-// complete(id, result): bytes or -errno.
+// complete(id, result, retry?): bytes or -errno; retry (parked requests):
+// split it again by the map, which knows more now.
 Napi::Value VhostUserBlkHandle::Complete(const Napi::CallbackInfo& info) {
   double id = info[0].ToNumber().DoubleValue();
   double result = info[1].ToNumber().DoubleValue();
   if (!IsUint(id, kMaxSafeInteger) || !std::isfinite(result)) ThrowType(info.Env(), "ERR_INVALID_ARG_TYPE", "complete(id, result)");
-  if (server_ && server_->delegate()) server_->delegate()->Complete(static_cast<uint64_t>(id), static_cast<int64_t>(result));
+  if (server_ && server_->delegate()) server_->delegate()->Complete(static_cast<uint64_t>(id), static_cast<int64_t>(result), info[2].ToBoolean());
   return info.Env().Undefined();
 }
 
-// { connected, connections, served }
+// { connected, connections, served, copied }
 Napi::Value VhostUserBlkHandle::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   out.Set("connected", server_ ? server_->connected() : false);
   out.Set("connections", server_ ? server_->connections() : 0);
   out.Set("served", static_cast<double>(server_ ? server_->served() : 0));
+  out.Set("copied", static_cast<double>(server_ ? server_->copied() : 0));
   return out;
 }
 

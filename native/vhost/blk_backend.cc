@@ -341,24 +341,66 @@ void BlkBackend::Disconnect() {
 }
 
 void BlkBackend::Quiesce() {
+  // An image device's parked requests wait for the owner's format layer:
+  // keep passing them on and resuming them until none is in flight (unless
+  // the server is stopping: then Drain fails what is parked).
+  while (delegate_ && dev_ && engine_->inflight() && !stopping_->load()) {
+    engine_->Dispatch();
+    engine_->Process(this);
+    PostParked();
+    if (!engine_->inflight()) break;
+    WaitFd(delegate_->event_fd(), false, 1);
+    OnDelegate();
+  }
   engine_->Drain(this);
   // Delegated requests finish on the owner's thread; unless the server is
   // stopping (then the owner thread is the one waiting for us, and cancels
   // them after), wait for each.
-  while (delegate_ && delegate_->outstanding() && !stopping_->load()) {
+  while (delegate_ && !dev_ && delegate_->outstanding() && !stopping_->load()) {
     WaitFd(delegate_->event_fd(), false, 50);
     OnDelegate();
   }
+  // What is left are answers for parked requests that Drain already failed.
+  if (delegate_ && dev_) OnDelegate();
   SignalCalls();
 }
 
 void BlkBackend::OnDelegate() {
+  bool resumed = false;
   for (DelegatedRequest* r : delegate_->TakeCompleted()) {
-    bool transfer = r->op == Op::kRead || r->op == Op::kWrite;
-    Finish(static_cast<Task*>(r->task), r->result, transfer);
+    if (r->parked) {
+      // False when Drain failed it meanwhile.
+      if (r->retry) {
+        engine_->RetryParked(r->token);
+      } else {
+        engine_->FinishParked(r->token, r->result);
+      }
+      resumed = true;
+    } else {
+      bool transfer = r->op == Op::kRead || r->op == Op::kWrite;
+      Finish(static_cast<Task*>(r->task), r->result, transfer);
+    }
     delete r;
   }
+  if (resumed) engine_->Dispatch();
   SignalCalls();
+}
+
+void BlkBackend::PostParked() {
+  if (!delegate_ || !dev_) return;
+  uint32_t token;
+  Request* r;
+  while (engine_->TakeParked(&token, &r)) {
+    auto* d = new DelegatedRequest;
+    d->op = r->op;
+    d->flags = r->flags;
+    d->offset = r->offset;
+    d->length = r->length;
+    d->parked = true;
+    d->token = token;
+    if (r->IsTransfer()) d->iov.assign(r->iov, r->iov + r->iovcnt);
+    delegate_->Post(d);
+  }
 }
 
 void BlkBackend::OnKick(uint32_t index) {
@@ -370,6 +412,7 @@ void BlkBackend::OnKick(uint32_t index) {
 
 void BlkBackend::OnEngine() {
   engine_->Process(this);
+  PostParked();
   SignalCalls();
 }
 
@@ -489,7 +532,7 @@ void BlkBackend::Submit(uint32_t /*q*/, const BlkRequest& req, Task* t) {
       Complete(t, kBlkStatusUnsupported);
       return;
   }
-  if (delegate_) {
+  if (delegate_ && !dev_) {
     auto* d = new DelegatedRequest;
     d->op = op;
     d->flags = flags;

@@ -34,7 +34,9 @@ constexpr uint64_t kTagKickBase = 16;
 
 class BlkBackend final : private CompletionSink {
  public:
-  // With a delegate, requests go there instead of to the engine (dev unused).
+  // With a delegate and no dev, requests go there instead of to the engine;
+  // with both (dev an image device), requests run on the engine and what it
+  // parks goes to the delegate.
   // Quiesce stops waiting for the delegate once *stopping is set.
   BlkBackend(Engine* engine, Device* dev, Delegate* delegate, const std::atomic<bool>* stopping,
              const BlkOptions& options, int epoll_fd);
@@ -104,6 +106,8 @@ class BlkBackend final : private CompletionSink {
   bool OnComplete(Request* r) override;
   void Finish(Task* t, int64_t result, bool transfer);
   Task* NewTask();
+  // Image device: posts each newly parked request to the delegate.
+  void PostParked();
 
   Engine* engine_;
   Device* dev_;

@@ -57,6 +57,7 @@ bool Delegate::CopyGuest(uint64_t id, char* flat, size_t len, bool to_guest) {
     else memcpy(flat + done, v.iov_base, n);
     done += n;
   }
+  copied_.fetch_add(done, std::memory_order_relaxed);
   return true;
 }
 
@@ -68,12 +69,13 @@ bool Delegate::CopyIn(uint64_t id, const void* src, size_t len) {
   return CopyGuest(id, const_cast<char*>(static_cast<const char*>(src)), len, true);
 }
 
-void Delegate::Complete(uint64_t id, int64_t result) {
+void Delegate::Complete(uint64_t id, int64_t result, bool retry) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = outstanding_.find(id);
     if (it == outstanding_.end()) return;
     it->second->result = result;
+    it->second->retry = retry;
     completed_.push_back(it->second);
     outstanding_.erase(it);
   }

@@ -78,6 +78,19 @@ int Server::Start(int caller_fd, std::unique_ptr<Delegate> delegate, const Serve
   }
   engine_name_ = engine_->backend().name();
   Device* dev = image_fd >= 0 ? engine_->AddDevice(image_fd, options.device) : nullptr;
+  if (options.map && delegate_) {
+    *syscall = "fcntl";
+    int file_fd = DuplicateFd(options.file_fd);
+    if (file_fd < 0) return file_fd;
+    Device* file = engine_->AddDevice(file_fd, options.file_device);
+    Device* backing = nullptr;
+    if (options.backing_fd >= 0) {
+      int backing_fd = DuplicateFd(options.backing_fd);
+      if (backing_fd < 0) return backing_fd;
+      backing = engine_->AddDevice(backing_fd, options.backing_device);
+    }
+    dev = engine_->AddImageDevice(options.device, options.map, file, backing);
+  }
   *syscall = "epoll_create1";
   if ((epoll_ = EpollCreate()) < 0) return epoll_;
   *syscall = "eventfd";

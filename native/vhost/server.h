@@ -24,8 +24,16 @@ namespace vhost {
 struct ServerOptions {
   std::string socket_path;
   EngineChoice engine;
-  DeviceConfig device;  // for the image fd
+  DeviceConfig device;  // for the image fd (a qcow2 image: its image device)
   BlkOptions blk;
+  // A qcow2 image served in place: its cluster map (shared with the format
+  // layer, which fills it), the image file and a raw backing file (fds the
+  // caller keeps; the server duplicates them). Needs a delegate.
+  std::shared_ptr<ClusterMap> map;
+  int file_fd = -1;
+  DeviceConfig file_device;
+  int backing_fd = -1;
+  DeviceConfig backing_device;
 };
 
 class Server {
@@ -49,6 +57,8 @@ class Server {
   uint32_t connections() const { return connections_.load(std::memory_order_relaxed); }
   bool connected() const { return connected_.load(std::memory_order_relaxed); }
   uint64_t served() const { return served_.load(std::memory_order_relaxed); }
+  // Guest bytes copied through the delegate (0 while data moves in place).
+  uint64_t copied() const { return delegate_ ? delegate_->copied() : 0; }
 
  private:
   void Run();
