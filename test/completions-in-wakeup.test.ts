@@ -11,7 +11,8 @@ import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { OP, Ring } from '../dist/lib/index.js';
+import { Ring } from '../dist/lib/index.js';
+import { rawDepth1Reads } from './helpers/depth1-loop';
 import { tempDir } from './helpers/tmp';
 
 const N = 4096;
@@ -48,21 +49,10 @@ for (const completions of ['uv-poll', 'thread'] as const) {
         const dev = await ring.open(file);
         const buf = Buffer.alloc(4096);
         ring.raw.registerBuffers([buf], { fixed: false });
-        let left = N;
-        let bad = 0;
-        const turns = await countTurns(() => new Promise<void>((resolve) => {
-          const issue = (): void => {
-            ring.raw.prepare(0, left, OP.read, dev, 0, 0, 4096, ((left * 7) % 256) * 4096);
-            ring.raw.submit(1);
-          };
-          ring.raw.onComplete = (cq, count) => {
-            for (let i = 0; i < count; i++) if (cq[i * 4 + 1] !== 4096) bad++;
-            left -= count;
-            if (left > 0) issue();
-            else resolve();
-          };
-          issue();
-        }));
+        let bad = -1;
+        const turns = await countTurns(async () => {
+          bad = await rawDepth1Reads(ring, dev, N);
+        });
         expect(bad).toBe(0);
         expect(buf[0]).toBe(0x77);
         checkTurns(turns, completions);

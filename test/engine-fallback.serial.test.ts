@@ -59,7 +59,7 @@ describe('engine selection', () => {
         console.log(`skipped: io_uring is unavailable here (${ring.engineInfo.fallbackReason})`);
         ctx.skip();
       }
-      expect(ring.engineInfo).toEqual({ name: 'io_uring', requested: 'auto', fallbackReason: null });
+      expect(ring.engineInfo).toEqual({ name: 'io_uring', requested: 'auto', fallbackReason: null, features: expect.any(Array) });
     } finally {
       void ring.close();
     }
@@ -71,7 +71,7 @@ describe('engine selection', () => {
     try {
       const a = new Ring();
       const b = new Ring({ engine: 'libaio' });
-      expect(a.engineInfo).toEqual({ name: 'threads', requested: 'threads', fallbackReason: null });
+      expect(a.engineInfo).toEqual({ name: 'threads', requested: 'threads', fallbackReason: null, features: [] });
       expect(b.engine).toBe('libaio');
       await Promise.all([a.close(), b.close()]);
     } finally {

@@ -10,7 +10,8 @@ import path from 'node:path';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
-import { allocAligned, OP, Ring } from '../dist/lib/index.js';
+import { allocAligned, Ring } from '../dist/lib/index.js';
+import { rawDepth1Reads } from './helpers/depth1-loop';
 import { tempDir } from './helpers/tmp';
 
 const t = tempDir();
@@ -98,21 +99,7 @@ describe('pollMicros', () => {
         if (!done) setImmediate(tick);
       };
       setImmediate(tick);
-      let left = N;
-      let bad = 0;
-      await new Promise<void>((resolve) => {
-        const issue = (): void => {
-          ring.raw.prepare(0, left, OP.read, dev, 0, 0, 4096, ((left * 7) % 256) * 4096);
-          ring.raw.submit(1);
-        };
-        ring.raw.onComplete = (cq, count) => {
-          for (let i = 0; i < count; i++) if (cq[i * 4 + 1] !== 4096) bad++;
-          left -= count;
-          if (left > 0) issue();
-          else resolve();
-        };
-        issue();
-      });
+      const bad = await rawDepth1Reads(ring, dev, N);
       done = true;
       expect(bad).toBe(0);
       expect(buf[0]).toBe(0x5a);
