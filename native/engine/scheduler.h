@@ -51,14 +51,7 @@ class TaskSet {
   void Complete(Request* r, F&& enable) {
     active_.Remove(r);
     if (r->tag != Tag::kSimple) barriers_.Remove(r);
-    while (dormant_head_ && MayEnable(dormant_head_)) {
-      Request* d = dormant_head_;
-      dormant_head_ = d->dormant_next;
-      if (!dormant_head_) dormant_tail_ = nullptr;
-      d->dormant_next = nullptr;
-      Enable(d);
-      enable(d);
-    }
+    EnableReleased(enable);
   }
 
   // Takes dormant r out of the task set (a cancelled request that was never
@@ -75,6 +68,18 @@ class TaskSet {
     *link = r->dormant_next;
     if (dormant_tail_ == r) dormant_tail_ = prev;
     r->dormant_next = nullptr;
+    EnableReleased(enable);
+    return true;
+  }
+
+  bool has_dormant() const { return dormant_head_ != nullptr; }
+  bool has_barrier() const { return !barriers_.empty() || dormant_head_ != nullptr; }
+
+ private:
+  // Enables, in order, the dormant requests at the head that may now run
+  // (after a completion or a removal changed what holds them back).
+  template <typename F>
+  void EnableReleased(F& enable) {
     while (dormant_head_ && MayEnable(dormant_head_)) {
       Request* d = dormant_head_;
       dormant_head_ = d->dormant_next;
@@ -83,13 +88,8 @@ class TaskSet {
       Enable(d);
       enable(d);
     }
-    return true;
   }
 
-  bool has_dormant() const { return dormant_head_ != nullptr; }
-  bool has_barrier() const { return !barriers_.empty() || dormant_head_ != nullptr; }
-
- private:
   bool MayEnable(const Request* r) const;
   void Enable(Request* r);
 
