@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { Ring } from '../dist/lib/index.js';
-import { rawDepth1Reads } from './helpers/depth1-loop';
+import { countTurns, rawDepth1Reads } from './helpers/depth1-loop';
 import { tempDir } from './helpers/tmp';
 
 const N = 4096;
@@ -20,20 +20,6 @@ const t = tempDir();
 afterAll(() => t.cleanup());
 const file = path.join(t.dir, 'cached.img');
 fs.writeFileSync(file, Buffer.alloc(1 << 20, 0x77)); // written, so in the page cache
-
-/** Event-loop turns (a setImmediate chain) while run() is in progress. */
-async function countTurns(run: () => Promise<void>): Promise<number> {
-  let turns = 0;
-  let done = false;
-  const tick = (): void => {
-    turns++;
-    if (!done) setImmediate(tick);
-  };
-  setImmediate(tick);
-  await run();
-  done = true;
-  return turns;
-}
 
 function checkTurns(turns: number, completions: string): void {
   if (completions !== 'uv-poll') return; // Node may run many hand-overs per turn there

@@ -22,3 +22,17 @@ export function rawDepth1Reads(ring: Ring, dev: BlockDevice, n: number): Promise
     issue();
   });
 }
+
+/** Event-loop turns (a setImmediate chain) while run() is in progress. */
+export async function countTurns(run: () => Promise<void>): Promise<number> {
+  let turns = 0;
+  let done = false;
+  const tick = (): void => {
+    turns++;
+    if (!done) setImmediate(tick);
+  };
+  setImmediate(tick);
+  await run();
+  done = true;
+  return turns;
+}
