@@ -7,6 +7,9 @@
 // median of per-round ratios of blockring to the best peer in that round.
 //
 //   flock /tmp/blockring-bench.lock node bench/nbd-fio.mjs [--rounds 3] [--runtime 4] [--size-mib 256]
+//     [--transports unix,tcp] [--rw randread,randwrite] [--jobs 1,4] [--engines io_uring,threads]
+// (--transports/--rw/--jobs pick rows, so that ≥3 rounds fit one
+// invocation of under ~3 minutes: split the rows across invocations.)
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,6 +24,9 @@ const { values } = parseArgs({
     json: { type: 'string' },
     // blockring's server once per engine named here (the best counts)
     engines: { type: 'string', default: 'io_uring,threads' },
+    transports: { type: 'string', default: 'unix,tcp' },
+    rw: { type: 'string', default: 'randread,randwrite' },
+    jobs: { type: 'string', default: '1,4' },
   },
 });
 const rounds = Number(values.rounds);
@@ -43,13 +49,14 @@ const sock = (n) => path.join(dir, `${n}.sock`);
 const engines = values.engines.split(',');
 const ours = engines.map((e) => `blockring ${e}`);
 let port = base + 3;
+const want = new Set(values.transports.split(','));
 const targets = {
-  unix: [
+  unix: !want.has('unix') ? [] : [
     ...engines.map((e) => start(`blockring ${e}`, process.execPath, [cli, 'nbd', file, '--engine', e, '--socket', sock(`br-${e}`)], `nbd+unix:///?socket=${sock(`br-${e}`)}`)),
     start('qemu-nbd', 'qemu-nbd', ['-f', 'raw', '-x', '', '-t', '-e', '16', `--socket=${sock('q')}`, file], `nbd+unix:///?socket=${sock('q')}`),
     start('nbdkit file', 'nbdkit', ['-f', '-U', sock('k'), 'file', file], `nbd+unix:///?socket=${sock('k')}`),
   ],
-  tcp: [
+  tcp: !want.has('tcp') ? [] : [
     ...engines.map((e) => {
       const p = port++;
       return start(`blockring ${e}`, process.execPath, [cli, 'nbd', file, '--engine', e, '--listen', `127.0.0.1:${p}`], `nbd://127.0.0.1:${p}/`);
@@ -77,9 +84,9 @@ const median = (xs) => {
 };
 
 const rows = [];
-for (const transport of ['unix', 'tcp']) {
-  for (const rw of ['randread', 'randwrite']) {
-    for (const jobs of [1, 4]) rows.push({ transport, rw, jobs, iops: {}, ratios: [] });
+for (const transport of values.transports.split(',')) {
+  for (const rw of values.rw.split(',')) {
+    for (const jobs of values.jobs.split(',').map(Number)) rows.push({ transport, rw, jobs, iops: {}, ratios: [] });
   }
 }
 let command = '';

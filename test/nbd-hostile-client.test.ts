@@ -30,7 +30,8 @@ beforeAll(async () => {
   ring = new Ring({ depth: 64 });
   dev = await ring.open(image);
   sock = path.join(t.dir, 'nbd.sock');
-  server = await serveNbd(dev, { socket: sock });
+  // With the ring: READ/WRITE up to 64 KiB take the raw path (ring.raw).
+  server = await serveNbd(dev, { socket: sock, ring });
 });
 afterAll(async () => {
   await server.close();
@@ -160,8 +161,28 @@ describe('hostile NBD clients', () => {
     c.close();
     await idle();
     expect(fs.readFileSync(image).subarray(1 << 20, 2 << 20).equals(before)).toBe(true);
+    // The same for a write small enough for the raw path's slots.
+    const c2 = await WireClient.connect(sock);
+    await c2.handshake(false);
+    c2.request(1, 1 << 20, 32 << 10, 21);
+    c2.write(Buffer.alloc(16 << 10, 0x5e));
+    await new Promise((r) => setTimeout(r, 50));
+    c2.close();
+    await idle();
+    expect(fs.readFileSync(image).subarray(1 << 20, 2 << 20).equals(before)).toBe(true);
     expect(fdCount()).toBe(fds);
     await healthy();
+  });
+
+  it('options.ring: a ring whose raw queue is taken, or not the device\'s ring, is refused', async () => {
+    await expect(serveNbd(dev, { socket: path.join(t.dir, 'taken.sock'), ring })).rejects.toThrow(/ring.raw is in use/);
+    const other = new Ring();
+    try {
+      await expect(serveNbd(dev, { socket: path.join(t.dir, 'other.sock'), ring: other })).rejects.toThrow(/options.ring: .*opened on this ring/);
+      expect(other.raw.onComplete).toBe(null);
+    } finally {
+      await other.close();
+    }
   });
 
   it('a read-only export refuses writes with EPERM', async () => {

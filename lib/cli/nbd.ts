@@ -88,7 +88,7 @@ export const nbd: Subcommand = {
     const readOnly = values['read-only'];
     const tls = tlsOptions(values);
     const served = await openServedImage(image, { format: values.format, engine: values.engine, readOnly, direct: values.cache === 'none' });
-    const server = await serveNbd(served.dev, { ...where, name: values.name, readOnly, ...(tls ? { tls } : {}) });
+    const server = await serveNbd(served.dev, { ...where, name: values.name, readOnly, ring: served.ring, ...(tls ? { tls } : {}) });
     process.stdout.write(`${server.uri}\n`);
     process.stderr.write(`blockring: serving ${image} (${values.format}, engine ${served.ring.engine}) at ${server.uri}\n`);
     return serveUntilSignal(served, server);

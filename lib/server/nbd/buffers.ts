@@ -14,6 +14,8 @@ const keepFor = (c: number): number => Math.max(64, Math.floor(KEEP_BYTES_PER_CL
 export class PayloadBuffer {
   readonly buf: Buffer;
   readonly sizeClass: number;
+  /** Its index in the raw path's registered table (-1: a pool buffer). */
+  readonly index: number;
   #view: Buffer | null = null;
   #viewLen = -1;
   #wire: Buffer | null = null;
@@ -22,8 +24,9 @@ export class PayloadBuffer {
   /** Returns the buffer to its pool; bound once, usable as a write callback. */
   readonly release: () => void;
 
-  constructor(pool: PayloadPool, sizeClass: number, alignment: number) {
+  constructor(pool: { put(b: PayloadBuffer): void }, sizeClass: number, alignment: number, index = -1) {
     this.sizeClass = sizeClass;
+    this.index = index;
     this.buf = allocAligned(HEADROOM + 2 ** sizeClass, Math.max(alignment, 4096));
     this.release = () => pool.put(this);
   }

@@ -9,12 +9,14 @@ import { type ExportInfo, Negotiation, type TlsMode } from './handshake';
 import { ByteQueue } from './input';
 import { ReplyWriter } from './output';
 import * as P from './protocol';
+import type { RawPath } from './raw';
 import { check, HEADER_SIZE, parseHeader, Request } from './request';
 import { type NbdDevice, Transmission } from './transmission';
 
 /** Requests (and payload bytes) in flight before the connection stops reading. */
 const MAX_INFLIGHT = 512;
 const MAX_INFLIGHT_BYTES = 128 << 20;
+const SIZE_EVERY = 64;
 
 const enum State {
   ClientFlags,
@@ -31,6 +33,8 @@ export interface ConnectionHost {
   readonly exp: ExportInfo;
   readonly device: NbdDevice;
   readonly pool: PayloadPool;
+  /** READ/WRITE through ring.raw (null: every request takes the Promise path). */
+  readonly raw: RawPath | null;
   readonly tlsMode: TlsMode;
   /** The server's certificate and key (null: tlsMode is 'off'). */
   readonly tlsContext: tls.SecureContext | null;
@@ -56,6 +60,8 @@ export class Connection {
   #inflightBytes = 0;
   #paused = false;
   #reported = false;
+  #sizeCached = 0;
+  #sizeAge = 0;
 
   constructor(socket: Socket, host: ConnectionHost) {
     this.#socket = socket;
@@ -119,6 +125,12 @@ export class Connection {
   }
 
   #pump(): void {
+    this.#frame();
+    // Every raw record this batch of input produced goes in one submission.
+    this.#host.raw?.submit();
+  }
+
+  #frame(): void {
     const q = this.#in;
     while (!this.#paused) {
       switch (this.#state) {
@@ -151,7 +163,7 @@ export class Connection {
           if (outcome === 'close') return this.#hangUp();
           if (outcome === 'starttls') return this.#startTls();
           if (outcome === 'transmission') {
-            this.#tx = new Transmission(this.#host.device, this.#out, this.#host.pool, this.#neg.structured, (r) => this.#finished(r));
+            this.#tx = new Transmission(this.#host.device, this.#out, this.#host.pool, this.#host.raw, this.#neg.structured, (r) => this.#finished(r));
             this.#state = State.RequestHeader;
           } else this.#state = State.OptionHeader;
           break;
@@ -214,7 +226,9 @@ export class Connection {
       this.#free.push(r);
       return this.#disconnect();
     }
-    const error = check(r, this.#host.exp, this.#host.device.size, this.#neg.structured, this.#neg.allocationContext);
+    let error = check(r, this.#host.exp, this.#size(false), this.#neg.structured, this.#neg.allocationContext);
+    // Refused against the cached size: the device may have grown since.
+    if (error !== 0) error = check(r, this.#host.exp, this.#size(true), this.#neg.structured, this.#neg.allocationContext);
     this.inflight++;
     if (r.type === P.CMD_WRITE) {
       this.#current = r;
@@ -225,7 +239,7 @@ export class Connection {
         this.#state = State.SkipPayload;
         return;
       }
-      r.payload = this.#host.pool.get(r.length);
+      r.payload = this.#host.raw?.get(r.length) ?? this.#host.pool.get(r.length);
       r.counted = r.length;
       this.#inflightBytes += r.length;
       this.#filled = 0;
@@ -238,6 +252,17 @@ export class Connection {
       this.#inflightBytes += r.length;
     }
     tx.run(r);
+  }
+
+  // The device's size (a native call) is read again every SIZE_EVERY
+  // requests, or when `fresh`: a file truncated under the export is noticed
+  // within that many requests (reads past its end return zeros meanwhile).
+  #size(fresh: boolean): number {
+    if (fresh || --this.#sizeAge <= 0) {
+      this.#sizeCached = this.#host.device.size;
+      this.#sizeAge = SIZE_EVERY;
+    }
+    return this.#sizeCached;
   }
 
   #finished(r: Request): void {

@@ -4,13 +4,16 @@ import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 
+import { allocAligned } from '../../aligned';
 import { BlockDevice } from '../../block-device';
 import { Qcow2Device } from '../../format/qcow2';
+import { Ring } from '../../ring';
 import { checkBool, checkOptions, rangeError, typeError } from '../../validate';
 import { PayloadPool } from './buffers';
 import { Connection, type ConnectionHost } from './connection';
 import type { ExportInfo, TlsMode } from './handshake';
 import * as P from './protocol';
+import { RawPath } from './raw';
 import type { NbdDevice } from './transmission';
 
 export type { NbdDevice } from './transmission';
@@ -29,6 +32,15 @@ export interface NbdServerOptions {
   readOnly?: boolean;
   /** TLS through NBD_OPT_STARTTLS (node:tls). Absent: no TLS (STARTTLS is refused). */
   tls?: NbdTlsOptions;
+  /**
+   * The ring `device` was opened on. With it (and a raw-file or block
+   * device, not a qcow2 image) READ and WRITE of up to 64 KiB go through
+   * `ring.raw`: records, one submission per socket read and one callback
+   * per wakeup, no Promise per request. The server then owns `ring.raw`
+   * (its `onComplete` and registered buffer table) until close(); a ring
+   * whose `raw.onComplete` is already set is refused.
+   */
+  ring?: Ring;
 }
 
 export interface NbdTlsOptions {
@@ -88,7 +100,7 @@ export class NbdServer {
   get stats(): NbdServerStats {
     let inflight = 0;
     for (const c of this.#connections) inflight += c.inflight;
-    return { connections: this.#connections.size, accepted: this.#accepted, inflight, buffersOutstanding: this.#host.pool.outstanding };
+    return { connections: this.#connections.size, accepted: this.#accepted, inflight, buffersOutstanding: this.#host.pool.outstanding + (this.#host.raw?.outstanding ?? 0) };
   }
 
   /** @internal */
@@ -122,6 +134,7 @@ export class NbdServer {
       }
       await listening;
       if (this.socket !== undefined) removeStaleSocket(this.socket);
+      this.#host.raw?.release();
       const dev = this.#host.device;
       if (!dev.readOnly && !dev.closed) await dev.flush({ tag: 'ordered' });
     })();
@@ -129,7 +142,26 @@ export class NbdServer {
   }
 }
 
-const OPTION_KEYS = ['socket', 'host', 'port', 'name', 'description', 'readOnly', 'tls'] as const;
+const OPTION_KEYS = ['socket', 'host', 'port', 'name', 'description', 'readOnly', 'tls', 'ring'] as const;
+
+// The raw path for `device` on `ring`, or null (a qcow2 image: the format
+// layer resolves its requests). Checks first that the device is the ring's:
+// a raw record names its device by handle, which only means this device on
+// the ring that opened it.
+async function rawPath(ring: unknown, device: NbdDevice): Promise<RawPath | null> {
+  if (ring === undefined) return null;
+  if (!(ring instanceof Ring)) throw typeError('ERR_INVALID_ARG_TYPE', 'options.ring must be a Ring');
+  if (ring.raw.onComplete !== null) throw typeError('ERR_INVALID_ARG_VALUE', 'options.ring: ring.raw is in use (its onComplete is set)');
+  if (!(device instanceof BlockDevice)) return null;
+  const n = Math.max(device.offsetAlignment, 512);
+  try {
+    await ring.submit([{ op: 'read', dev: device, buffer: allocAligned(n, device), offset: 0 }]);
+  } catch (e) {
+    throw typeError('ERR_INVALID_ARG_VALUE', `options.ring: ${(e as Error).message}`);
+  }
+  if (ring.raw.onComplete !== null) throw typeError('ERR_INVALID_ARG_VALUE', 'options.ring: ring.raw is in use (its onComplete is set)');
+  return new RawPath(ring, device);
+}
 
 function checkTls(t: unknown): { mode: TlsMode; context: tls.SecureContext | null } {
   if (t === undefined) return { mode: 'off', context: null };
@@ -194,14 +226,19 @@ export async function serveNbd(device: NbdDevice, options: NbdServerOptions): Pr
     maxPayload: P.MAX_PAYLOAD,
   };
   const pool = new PayloadPool(device.memoryAlignment);
+  const raw = await rawPath(o.ring, device);
   let nbd: NbdServer | null = null;
-  const host: ConnectionHost = { exp, device, pool, tlsMode: t.mode, tlsContext: t.context, gone: (c) => nbd?._gone(c) };
+  const host: ConnectionHost = { exp, device, pool, raw, tlsMode: t.mode, tlsContext: t.context, gone: (c) => nbd?._gone(c) };
   const server = net.createServer({ pauseOnConnect: false }, (s) => nbd?._accept(s));
   if (where.socket !== undefined) removeStaleSocket(where.socket);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (e: Error): void => {
+      raw?.release();
+      reject(e);
+    };
+    server.once('error', fail);
     const done = (): void => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve();
     };
     if (where.socket !== undefined) server.listen(where.socket, done);

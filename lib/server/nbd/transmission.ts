@@ -8,6 +8,7 @@ import { HEADROOM, type PayloadPool } from './buffers';
 import { putU64 } from './handshake';
 import type { ReplyWriter } from './output';
 import * as P from './protocol';
+import { errnoName, type RawConsumer, type RawPath } from './raw';
 import type { Request } from './request';
 
 /** Anything ring.open() returns: a raw file or block device, or a qcow2 image. */
@@ -20,20 +21,24 @@ const KEEP = { unmap: false } as const;
 /** BLOCK_STATUS answers at most this many extents (the client asks again for the rest). */
 const MAX_EXTENTS = 2048;
 const CACHE_CHUNK = 1 << 20;
+/** READ replies up to this size are copied into the reply slab (one socket write per wakeup); larger ones go out as their own buffer. */
+const COPY_MAX = 16 << 10;
 
-export class Transmission {
+export class Transmission implements RawConsumer {
   readonly #dev: NbdDevice;
   readonly #out: ReplyWriter;
   readonly #pool: PayloadPool;
+  readonly #raw: RawPath | null;
   readonly #structured: boolean;
   /** Called once per request when its reply is queued (or dropped). */
   readonly #finished: (r: Request) => void;
   dead = false;
 
-  constructor(dev: NbdDevice, out: ReplyWriter, pool: PayloadPool, structured: boolean, finished: (r: Request) => void) {
+  constructor(dev: NbdDevice, out: ReplyWriter, pool: PayloadPool, raw: RawPath | null, structured: boolean, finished: (r: Request) => void) {
     this.#dev = dev;
     this.#out = out;
     this.#pool = pool;
+    this.#raw = raw;
     this.#structured = structured;
     this.#finished = finished;
   }
@@ -49,19 +54,24 @@ export class Transmission {
     const d = this.#dev;
     switch (r.type) {
       case P.CMD_READ: {
-        const pb = this.#pool.get(r.length);
+        const pb = this.#raw?.get(r.length) ?? this.#pool.get(r.length);
         r.payload = pb;
+        if (pb.index >= 0) return this.#raw!.queue(r, false, false, this);
         d.read(pb.data(r.length), r.offset).then(r.onDone, r.onFail);
         return;
       }
       case P.CMD_WRITE: {
         const pb = r.payload!;
+        if (pb.index >= 0) return this.#raw!.queue(r, true, (r.flags & P.CMD_FLAG_FUA) !== 0, this);
         d.write(pb.data(r.length), r.offset, r.flags & P.CMD_FLAG_FUA ? FUA : undefined).then(r.onDone, r.onFail);
         return;
       }
       case P.CMD_FLUSH:
         // ORDERED: it covers every write completed before it, on every
-        // connection, as they share the device.
+        // connection, as they share the device. Raw records still queued
+        // are submitted first (they are not completed, so the flush need
+        // not cover them, but they stay in arrival order).
+        this.#raw?.submit();
         d.flush(ORDERED).then(r.onDone, r.onFail);
         return;
       case P.CMD_TRIM:
@@ -97,6 +107,28 @@ export class Transmission {
     if (r.type === P.CMD_READ) return this.#readDone(r, n as number);
     if (r.type === P.CMD_BLOCK_STATUS) return this.#blockStatus(r, n as Extent[]);
     this.reply(r, 0);
+  }
+
+  /** A raw READ or WRITE completed: `result` is bytes or -errno. */
+  rawDone(r: Request, result: number): void {
+    if (result < 0) return this.reply(r, errorFor(errnoName(result)), `${r.type === P.CMD_READ ? 'read' : 'write'} failed: ${errnoName(result) ?? result}`);
+    if (r.type === P.CMD_WRITE) {
+      // A short write left part of the payload unwritten: never acknowledged.
+      return this.reply(r, result === r.length ? 0 : P.EIO, result === r.length ? '' : 'short write');
+    }
+    if (this.dead) return this.#end(r);
+    if (r.length > COPY_MAX) return this.#readDone(r, result);
+    const pb = r.payload!;
+    if (result < r.length) pb.data(r.length).fill(0, result);
+    const hdr = this.#structured ? 28 : 16;
+    const b = this.#out.reserve(hdr + r.length);
+    const at = this.#out.at;
+    if (this.#structured) {
+      chunkHeader(b, at, P.REPLY_FLAG_DONE, P.REPLY_TYPE_OFFSET_DATA, r, 8 + r.length);
+      putU64(b, at + 20, r.offset);
+    } else simpleHeader(b, at, 0, r);
+    b.set(pb.data(r.length), at + hdr); // TypedArray#set: a memmove, no binding call
+    this.#end(r);
   }
 
   #fail(r: Request, e: unknown): void {
