@@ -178,7 +178,6 @@ export class Ring implements DeviceOwner {
   readonly #devices = new Map<BlockDevice, DeviceTarget>();
   readonly #images = new Set<Qcow2Device>();
   readonly #imageHandles = new Map<number, Qcow2Device>(); // native image handles (whole chains)
-  readonly #fds = new Map<BlockDevice, number>();
   #pending: (Pending | undefined)[] = [];
   #freeIds: number[] = [];
   #queued = 0;
@@ -299,7 +298,6 @@ export class Ring implements DeviceOwner {
     const target = new DeviceTarget(info.handle, path);
     const dev = new BlockDevice(this, target, info, direct);
     this.#devices.set(dev, target);
-    this.#fds.set(dev, info.fd);
     return dev;
   }
 
@@ -412,7 +410,6 @@ export class Ring implements DeviceOwner {
     await this.#until(() => t.inflight === 0 && t.resizing === 0);
     this.#h.closeDevice(dev.handle);
     this.#devices.delete(dev);
-    this.#fds.delete(dev);
   }
 
   /** @internal */
@@ -423,7 +420,7 @@ export class Ring implements DeviceOwner {
     const run = async (): Promise<void> => {
       this.#submitQueued();
       await this.#until(() => t.inflight === 0);
-      if (!this.#fds.has(dev)) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
+      if (!this.#devices.has(dev)) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
       try {
         await this.#h.resizeDevice(dev.handle, size);
       } catch (e) {
@@ -439,11 +436,9 @@ export class Ring implements DeviceOwner {
     return done;
   }
 
-  /** @internal */
+  /** @internal The engine owns the fd (native/binding/device_files.cc): JS asks for it, never keeps a copy. */
   _deviceFd(dev: BlockDevice): number {
-    const fd = this.#fds.get(dev);
-    if (fd === undefined) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
-    return fd;
+    return this.#h.deviceFd(this.#target(dev).handle);
   }
 
   /** @internal */
