@@ -7,6 +7,23 @@ import { FLAG, OP } from './records';
 import { createReadStream, createWriteStream, type ReadStreamOptions, type WriteStreamOptions } from './streams';
 import { checkBool, checkOptions, checkTag, checkUint, checkIoView, checkViews, typeError } from './validate';
 
+/**
+ * The ring's record of a native device it submits requests to: a
+ * BlockDevice's, or the image device under a qcow2 image (which has no
+ * BlockDevice of its own). The ring creates and owns it; a BlockDevice only
+ * hands its own to the requests it makes.
+ */
+export class DeviceTarget {
+  /** Requests enqueued and not yet settled: close and resize wait for 0. */
+  inflight = 0;
+  /** Resizes requested and not finished: close waits for them. */
+  resizing = 0;
+  /** Resizes run one after another, each after the requests before it. */
+  resizeChain: Promise<void> = Promise.resolve();
+
+  constructor(readonly handle: number, readonly path: string) {}
+}
+
 /** What a device needs from the ring that opened it. */
 export interface DeviceOwner {
   _enqueue(req: NormalizedRequest, settle: Settle): void;
@@ -23,7 +40,7 @@ export interface Settle {
 
 /** A request after validation, ready for the submission array. */
 export interface NormalizedRequest {
-  dev: BlockDevice;
+  dev: DeviceTarget;
   op: number;
   opName: string;
   tag: number;
@@ -116,18 +133,17 @@ export class BlockDevice {
   readonly offsetAlignment: number;
   /** With O_DIRECT: buffer addresses must be multiples of this (else 1). */
   readonly memoryAlignment: number;
-  /** @internal */ _inflight = 0;
-  /** @internal resizes requested and not finished (close waits for them) */ _resizing = 0;
-  /** @internal resizes run one after another */ _resizeChain: Promise<void> = Promise.resolve();
-  /** @internal */ _closing: Promise<void> | null = null;
   readonly #owner: DeviceOwner;
+  readonly #target: DeviceTarget;
+  #closing: Promise<void> | null = null;
   #lastSize: number;
 
   /** @internal */
-  constructor(owner: DeviceOwner, path: string, info: DeviceInfo, direct: boolean) {
+  constructor(owner: DeviceOwner, target: DeviceTarget, info: DeviceInfo, direct: boolean) {
     this.#owner = owner;
-    this.path = path;
-    this.handle = info.handle;
+    this.#target = target;
+    this.path = target.path;
+    this.handle = target.handle;
     this.readOnly = info.readOnly;
     this.direct = direct;
     this.growable = info.growable;
@@ -140,7 +156,7 @@ export class BlockDevice {
   }
 
   get closed(): boolean {
-    return this._closing !== null;
+    return this.#closing !== null;
   }
 
   /**
@@ -228,7 +244,7 @@ export class BlockDevice {
     return this.#run(async () => {
       const start = checkUint(offset, 'offset');
       const len = checkUint(length, 'length');
-      if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+      if (this.#closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
       const end = Math.min(start + len, this.size);
       const out: Extent[] = [];
       if (start >= end) return out;
@@ -267,7 +283,7 @@ export class BlockDevice {
 
   /** Memory-maps a range of the device (see MappedRegion). The mapping outlives close(). */
   map(options?: MapOptions): MappedRegion {
-    if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    if (this.#closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
     return mapDevice({ fd: this.#owner._deviceFd(this), path: this.path, size: this.size, readOnly: this.readOnly }, options);
   }
 
@@ -294,14 +310,14 @@ export class BlockDevice {
 
   /** @internal The open fd (servers duplicate it; it stays the ring's). */
   _fd(): number {
-    if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    if (this.#closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
     return this.#owner._deviceFd(this);
   }
 
   /** Waits for this device's requests, then closes it. Idempotent. */
   close(): Promise<void> {
-    if (!this._closing) this._closing = this.#owner._closeDevice(this);
-    return this._closing;
+    if (!this.#closing) this.#closing = this.#owner._closeDevice(this);
+    return this.#closing;
   }
 
   /** @internal Validates a request object for ring.submit(). */
@@ -315,11 +331,11 @@ export class BlockDevice {
     const off = op === OP.flush ? 0 : checkUint(o.offset, `${name}.offset`);
     const len = buffers ? totalLength(buffers) : op === OP.flush ? 0 : checkUint(o.length, `${name}.length`);
     const signal = checkSignal(o.signal, `${name}.signal`);
-    return { dev: this, op, opName, tag: checkTag(o.tag, `${name}.tag`), flags, buffers, offset: off, length: len, signal };
+    return { dev: this.#target, op, opName, tag: checkTag(o.tag, `${name}.tag`), flags, buffers, offset: off, length: len, signal };
   }
 
   #checkUsable(op: number): void {
-    if (this._closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    if (this.#closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
     if (op !== OP.read && op !== OP.flush && this.readOnly) {
       throw new BlockringError('ERR_READ_ONLY', `device '${this.path}' is open read-only`);
     }
@@ -339,7 +355,7 @@ export class BlockDevice {
     this.#checkUsable(op);
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return withCallSite(new Promise<number>((resolve, reject) => {
-      this.#owner._enqueue({ dev: this, op, opName, tag, flags, buffers, offset, length, signal }, { resolve, reject });
+      this.#owner._enqueue({ dev: this.#target, op, opName, tag, flags, buffers, offset, length, signal }, { resolve, reject });
     }));
   }
 

@@ -6,8 +6,6 @@ import { BlockIoError, BlockringError } from './errors';
 
 export interface DeviceInfo {
   handle: number;
-  /** The fd the addon opened and owns (for mmap). */
-  fd: number;
   size: number;
   isBlockDevice: boolean;
   readOnly: boolean;
@@ -75,6 +73,8 @@ export interface RingHandle {
   resizeDevice(handle: number, size: number): Promise<void>;
   /** The device's size as the engine tracks it. */
   deviceSize(handle: number): number;
+  /** The fd the engine opened and owns (mmap, lseek, servers' dups); ERR_DEVICE_CLOSED once closing. */
+  deviceFd(handle: number): number;
   /** True when the fd was closed now; false when raw requests keep it open. */
   closeDevice(handle: number): boolean;
   /** Submits records 0..count-1 of sq; atomic: one bad record submits none. */

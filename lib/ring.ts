@@ -3,7 +3,7 @@ import { checkCacheSize, checkFormat, checkWriteLog, type ImageFormat, openQcow2
 import type { WriteLog } from './write-log';
 import { Qcow2Device, type BackingDevice, type HostFile } from './format/qcow2';
 
-import { BlockDevice, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
+import { BlockDevice, DeviceTarget, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
 import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative, rejectOnAbort } from './errors';
 import { BufferPool } from './aligned';
 import { native, type DeviceInfo, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
@@ -175,10 +175,9 @@ export class Ring implements DeviceOwner {
   readonly #cq = new Float64Array(CQ_CAPACITY * CQ_STRIDE);
   readonly #trace: boolean;
   readonly #raw: RawQueue;
-  readonly #devices = new Set<BlockDevice>();
+  readonly #devices = new Map<BlockDevice, DeviceTarget>();
   readonly #images = new Set<Qcow2Device>();
   readonly #imageHandles = new Map<number, Qcow2Device>(); // native image handles (whole chains)
-  readonly #fds = new Map<BlockDevice, number>();
   #pending: (Pending | undefined)[] = [];
   #freeIds: number[] = [];
   #queued = 0;
@@ -296,9 +295,9 @@ export class Ring implements DeviceOwner {
     } catch (e) {
       throw fromNative(e, path);
     }
-    const dev = new BlockDevice(this, path, info, direct);
-    this.#devices.add(dev);
-    this.#fds.set(dev, info.fd);
+    const target = new DeviceTarget(info.handle, path);
+    const dev = new BlockDevice(this, target, info, direct);
+    this.#devices.set(dev, target);
     return dev;
   }
 
@@ -392,7 +391,7 @@ export class Ring implements DeviceOwner {
       this.#closing = (async () => {
         // Images first: they write back metadata through their file devices.
         await Promise.all([...this.#images].map((d) => d.close().catch(() => undefined)));
-        await Promise.all([...this.#devices].map((d) => d.close()));
+        await Promise.all([...this.#devices.keys()].map((d) => d.close()));
         await this.#until(() => this.#queued === 0 && this.#h.inflight() === 0);
         this.#h.close();
       })();
@@ -407,45 +406,52 @@ export class Ring implements DeviceOwner {
 
   /** @internal */
   async _closeDevice(dev: BlockDevice): Promise<void> {
-    await this.#until(() => dev._inflight === 0 && dev._resizing === 0);
+    const t = this.#target(dev);
+    await this.#until(() => t.inflight === 0 && t.resizing === 0);
     this.#h.closeDevice(dev.handle);
     this.#devices.delete(dev);
-    this.#fds.delete(dev);
   }
 
   /** @internal */
   _resizeDevice(dev: BlockDevice, size: number): Promise<void> {
     // Resizes run in order, each after the requests issued before it; a
     // close() issued after a resize waits for it.
+    const t = this.#target(dev);
     const run = async (): Promise<void> => {
       this.#submitQueued();
-      await this.#until(() => dev._inflight === 0);
-      if (!this.#fds.has(dev)) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
+      await this.#until(() => t.inflight === 0);
+      if (!this.#devices.has(dev)) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
       try {
         await this.#h.resizeDevice(dev.handle, size);
       } catch (e) {
         throw fromNative(e, dev.path);
       }
     };
-    dev._resizing++;
-    const done = dev._resizeChain.then(run, run).finally(() => {
-      dev._resizing--;
+    t.resizing++;
+    const done = t.resizeChain.then(run, run).finally(() => {
+      t.resizing--;
       if (this.#waiters.length) this.#runWaiters();
     });
-    dev._resizeChain = done.catch(() => undefined);
+    t.resizeChain = done.catch(() => undefined);
     return done;
   }
 
-  /** @internal */
+  /** @internal The engine owns the fd (native/binding/device_files.cc): JS asks for it, never keeps a copy. */
   _deviceFd(dev: BlockDevice): number {
-    const fd = this.#fds.get(dev);
-    if (fd === undefined) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
-    return fd;
+    return this.#h.deviceFd(this.#target(dev).handle);
   }
 
   /** @internal */
   _deviceSize(dev: BlockDevice): number {
     return this.#h.deviceSize(dev.handle);
+  }
+
+  // The target of a device this ring opened (close and resize reach here
+  // only through the device, so it is always there until _closeDevice).
+  #target(dev: BlockDevice): DeviceTarget {
+    const t = this.#devices.get(dev);
+    if (!t) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
+    return t;
   }
 
   #checkOpen(): void {
@@ -504,7 +510,7 @@ export class Ring implements DeviceOwner {
       sq[b + SQ_BUFCOUNT] = 0;
     }
     this.#queued++;
-    req.dev._inflight++;
+    req.dev.inflight++;
     if (!this.#submitScheduled) {
       // Requests made in the same tick share one submission syscall.
       this.#submitScheduled = true;
@@ -568,7 +574,7 @@ export class Ring implements DeviceOwner {
     this.#pending[id] = undefined;
     this.#freeIds.push(id);
     p.unlisten?.();
-    p.req.dev._inflight--;
+    p.req.dev.inflight--;
   }
 
   // A request's signal fired. Still queued here (not yet handed to the
@@ -628,8 +634,8 @@ export class Ring implements DeviceOwner {
     const h = this.#h;
     const handle = h.attachImage(file.handle, backingHandle, g.clusterBits, g.l2Bits, g.size, g.readOnly,
       dev.offsetAlignment, dev.memoryAlignment, g.maxTables);
-    // What #enqueue and #settle need of a device.
-    const target = { handle, path: dev.path, _inflight: 0 } as unknown as BlockDevice;
+    // The image device has no BlockDevice: the ring's target is all #enqueue and #settle need.
+    const target = new DeviceTarget(handle, dev.path);
     this.#imageHandles.set(handle, dev);
     dev._attach({
       handle,
@@ -644,7 +650,7 @@ export class Ring implements DeviceOwner {
       exportImage: () => h.exportImage(handle),
       close: async () => {
         this.#submitQueued();
-        await this.#until(() => target._inflight === 0 && h.deviceInflight(handle) === 0);
+        await this.#until(() => target.inflight === 0 && h.deviceInflight(handle) === 0);
         // A vhost-user-blk server may share the map: from now on it finds nothing there.
         h.imageReset(handle, dev.size);
         h.closeDevice(handle);
@@ -673,7 +679,7 @@ export class Ring implements DeviceOwner {
     const p = this.#pending[id]!;
     this.#pending[id] = undefined;
     this.#freeIds.push(id);
-    p.req.dev._inflight--;
+    p.req.dev.inflight--;
     p.unlisten?.();
     if (!p.aborted) this.#deliver(p, res, issued, completed, failure, syscall);
   }

@@ -2,8 +2,14 @@
 // (engine/device_open) and ftruncate on the libuv threadpool (a path lookup,
 // an alignment probe or a truncation can block), then the device goes to
 // the engine on the ring's thread. Device fds never pass through node:fs.
+//
+// One owner per fd: the engine (Device::fd, closed by Engine::CloseDevice
+// once the device's last request completes). JS keeps only the device
+// handle and asks deviceFd() when it needs the number (mmap, lseek, a
+// server's dup); a second copy in JS could outlive the engine's close.
 #include <string>
 
+#include "../kernel/file.h"
 #include "errors.h"
 #include "ring_handle.h"
 #include "values.h"
@@ -70,7 +76,7 @@ class ResizeWorker final : public Napi::AsyncWorker {
   Napi::Promise promise() const { return deferred_.Promise(); }
 
   // lib/ keeps the device open (close waits for resizes) until this is done.
-  void Execute() override { err_ = TruncateDevice(fd_, size_); }
+  void Execute() override { err_ = TruncateFile(fd_, size_); }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -126,6 +132,13 @@ Napi::Value RingHandle::OpenDevice(const Napi::CallbackInfo& info) {
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;
+}
+
+Napi::Value RingHandle::DeviceFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Device* dev = engine_ ? engine_->GetDevice(info[0].ToNumber().Uint32Value()) : nullptr;
+  if (!dev || dev->fd < 0) ThrowState(env, "ERR_DEVICE_CLOSED", "device is closed");
+  return Napi::Number::New(env, dev->fd);
 }
 
 // resizeDevice(handle, size) -> Promise: ftruncate, then the engine's size.

@@ -1,6 +1,7 @@
 #include "ring_handle.h"
 
 #include "../engine/device_open.h"
+#include "../kernel/file.h"
 #include "engine_options.h"
 #include "errors.h"
 #include "records.h"
@@ -27,6 +28,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::CloseDevice>("closeDevice"),
                          InstanceMethod<&RingHandle::Submit>("submit"),
                          InstanceMethod<&RingHandle::DeviceSize>("deviceSize"),
+                         InstanceMethod<&RingHandle::DeviceFd>("deviceFd"),
                          InstanceMethod<&RingHandle::SubmitRaw>("submitRaw"),
                          InstanceMethod<&RingHandle::RegisterBuffers>("registerBuffers"),
                          InstanceMethod<&RingHandle::Close>("close"),
@@ -128,14 +130,13 @@ void RingHandle::CheckOpen(Napi::Env env) {
 // when the ring closed meanwhile: no JS code ever owns it). Returns its info.
 Napi::Object RingHandle::AdoptDevice(Napi::Env env, const DeviceOpened& d) {
   if (closed_ || close_pending_ || !engine_) {
-    CloseDeviceFd(d.fd);
+    CloseFd(d.fd);
     ThrowState(env, "ERR_RING_CLOSED", "ring is closed");
   }
   const DeviceConfig& c = d.config;
   Device* dev = engine_->AddDevice(d.fd, c);
   Napi::Object out = Napi::Object::New(env);
   out.Set("handle", dev->handle);
-  out.Set("fd", d.fd);
   out.Set("size", static_cast<double>(c.size));
   out.Set("isBlockDevice", c.is_block_device);
   out.Set("readOnly", c.read_only);

@@ -41,6 +41,8 @@ class RingHandle final : public TaggedWrap<RingHandle>, private CompletionListen
   Napi::Value CloseDevice(const Napi::CallbackInfo& info);
   Napi::Value Submit(const Napi::CallbackInfo& info);
   Napi::Value DeviceSize(const Napi::CallbackInfo& info);
+  // deviceFd(handle) (device_files.cc): the fd the engine owns; JS keeps none.
+  Napi::Value DeviceFd(const Napi::CallbackInfo& info);
   Napi::Value SubmitRaw(const Napi::CallbackInfo& info);
   Napi::Value RegisterBuffers(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);

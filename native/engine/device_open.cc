@@ -70,8 +70,4 @@ int OpenDevice(const char* path, const DeviceOpenOptions& o, DeviceOpened* out) 
   return 0;
 }
 
-int TruncateDevice(int fd, uint64_t size) { return TruncateFile(fd, size); }
-
-void CloseDeviceFd(int fd) { CloseFd(fd); }
-
 }  // namespace blockring

@@ -25,7 +25,7 @@ struct DeviceOpenOptions {
 };
 
 struct DeviceOpened {
-  int fd = -1;  // Engine::AddDevice takes it; CloseDeviceFd if it never does
+  int fd = -1;  // Engine::AddDevice takes it; closed (kernel CloseFd) if it never does
   DeviceConfig config;
   uint32_t logical_block_size = 512;
   uint32_t physical_block_size = 512;
@@ -37,9 +37,5 @@ struct DeviceOpened {
 // Opens path and inspects it. 0, or -errno with out->syscall and out->what
 // set (and no fd left open).
 int OpenDevice(const char* path, const DeviceOpenOptions& options, DeviceOpened* out);
-// ftruncate of a file device (any thread; the caller waited for its requests). 0 or -errno.
-int TruncateDevice(int fd, uint64_t size);
-// Closes an fd OpenDevice returned that no engine took.
-void CloseDeviceFd(int fd);
 
 }  // namespace blockring

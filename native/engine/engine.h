@@ -43,7 +43,7 @@ class Engine final : private AttemptSink {
   // Closes the device's fd now if nothing is in flight; returns false
   // (and closes it when the last request completes) otherwise.
   bool CloseDevice(Device* dev);
-  // Records a file device's new size after a resize (TruncateDevice, run
+  // Records a file device's new size after a resize (ftruncate, run
   // after its requests) and tells the backend.
   void DeviceResized(Device* dev, uint64_t size);
   // An image device (Device::map) over file and backing (null without

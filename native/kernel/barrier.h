@@ -21,6 +21,17 @@ template <typename T>
 inline T LoadRelaxed(const T* p) {
   return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
+// A store the other side may read at any time (no tearing), ordered by a
+// FullFence where ordering matters.
+template <typename T>
+inline void StoreRelaxed(T* p, T v) {
+  __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+// Our earlier stores are visible before our later loads (store-load order,
+// which acquire/release does not give; liburing's io_uring_smp_mb).
+inline void FullFence() {
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
 
 // One turn of a busy-wait: tells the CPU (and a hypervisor) we are spinning.
 inline void CpuRelax() {

@@ -220,12 +220,12 @@ bool UringMuteEventfd(UringQueue* q, bool muted) {
   if (!q->cq_flags) return false;
   unsigned f = LoadRelaxed(q->cq_flags);
   f = muted ? f | IORING_CQ_EVENTFD_DISABLED : f & ~IORING_CQ_EVENTFD_DISABLED;
-  // Sequentially consistent: the store is ordered before the loads of
-  // cq_tail and sq_flags that follow an unmute (store-load order needs a
-  // full fence). The kernel sets IORING_SQ_TASKRUN with a locked RMW before
-  // it reads cq_flags, so one side always sees the other.
-  __atomic_store_n(q->cq_flags, f, __ATOMIC_SEQ_CST);
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  // The full fence orders the store before the loads of cq_tail and
+  // sq_flags that follow an unmute (store-load order). The kernel sets
+  // IORING_SQ_TASKRUN with a locked RMW before it reads cq_flags, so one
+  // side always sees the other.
+  StoreRelaxed(q->cq_flags, f);
+  FullFence();
   return true;
 }
 
