@@ -172,6 +172,8 @@ export class BlockDevice {
    * Grows or shrinks a file to `size` bytes (ftruncate) once the device's
    * in-flight requests have completed.
    */
+  // Only the argument checks are here, as for every request; the resize
+  // itself (order after in-flight requests, against close) is Ring._resizeDevice's.
   resize(size: number | bigint): Promise<void> {
     return this.#run(async () => {
       const n = checkUint(size, 'size');

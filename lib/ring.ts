@@ -412,10 +412,11 @@ export class Ring implements DeviceOwner {
     this.#devices.delete(dev);
   }
 
-  /** @internal */
+  /** @internal The one home of a raw device's resize (BlockDevice.resize only checks arguments). */
   _resizeDevice(dev: BlockDevice, size: number): Promise<void> {
     // Resizes run in order, each after the requests issued before it; a
-    // close() issued after a resize waits for it.
+    // close() issued after a resize waits for it. The ftruncate and the
+    // engine's new size: RingHandle.resizeDevice (native/binding/device_files.cc).
     const t = this.#target(dev);
     const run = async (): Promise<void> => {
       this.#submitQueued();
