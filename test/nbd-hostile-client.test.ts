@@ -185,6 +185,27 @@ describe('hostile NBD clients', () => {
     }
   });
 
+  it('the raw path: a device closed under the server fails requests with ESHUTDOWN', async () => {
+    const r2 = new Ring();
+    const d2 = await r2.open(image);
+    const s2 = await serveNbd(d2, { socket: path.join(t.dir, 'closed.sock'), ring: r2 });
+    try {
+      const c = await WireClient.connect(path.join(t.dir, 'closed.sock'));
+      await c.handshake();
+      c.request(0, 0, 4096, 1);
+      expect(await c.chunk()).toMatchObject({ cookie: 1, error: 0 });
+      await d2.close();
+      c.request(0, 0, 4096, 2);
+      expect(await c.chunk()).toMatchObject({ cookie: 2, error: 108 });
+      c.request(1, 0, 4096, 3, 0, Buffer.alloc(4096));
+      expect(await c.chunk()).toMatchObject({ cookie: 3, error: 108 });
+      c.close();
+    } finally {
+      await s2.close();
+      await r2.close();
+    }
+  });
+
   it('a read-only export refuses writes with EPERM', async () => {
     const ro = await serveNbd(dev, { socket: path.join(t.dir, 'ro.sock'), readOnly: true });
     try {

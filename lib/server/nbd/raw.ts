@@ -14,6 +14,9 @@ import type { Ring } from '../../ring';
 import { HEADROOM, PayloadBuffer } from './buffers';
 import type { Request } from './request';
 
+// Linux's value; Node's errno table lacks it.
+const ESHUTDOWN = (os.constants.errno as Record<string, number | undefined>).ESHUTDOWN ?? 108;
+
 /** Largest request served through a slot. */
 export const RAW_MAX = 64 << 10;
 /** Slots (requests in flight through the raw path, all connections together). */
@@ -26,6 +29,7 @@ export interface RawConsumer {
 
 export class RawPath {
   readonly #raw: RawQueue;
+  readonly #dev: BlockDevice;
   readonly #handle: number;
   readonly #slots: PayloadBuffer[] = [];
   readonly #free: PayloadBuffer[] = [];
@@ -38,6 +42,7 @@ export class RawPath {
   /** Takes ring.raw (its onComplete and registered buffer table) for `dev`. */
   constructor(ring: Ring, dev: BlockDevice) {
     this.#raw = ring.raw;
+    this.#dev = dev;
     this.#handle = dev.handle;
     const align = Math.max(dev.memoryAlignment, 4096);
     for (let i = 0; i < SLOTS; i++) {
@@ -88,6 +93,13 @@ export class RawPath {
     const n = this.#queued;
     if (n === 0) return;
     this.#queued = 0;
+    // A record names its device by handle, which the ring may give to a
+    // device opened later: a closed device's requests never reach it.
+    if (this.#dev.closed) {
+      const sq = this.#raw.sq;
+      for (let k = 0; k < n; k++) this.#finish(sq[k * SQ_STRIDE + SQ_ID] as number, -ESHUTDOWN);
+      return;
+    }
     try {
       this.#raw.submit(n);
     } catch {
@@ -121,5 +133,5 @@ const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).ma
 
 /** The errno name of a raw completion's -errno result. */
 export function errnoName(result: number): string | undefined {
-  return errnoNames.get(-result);
+  return -result === ESHUTDOWN ? 'ESHUTDOWN' : errnoNames.get(-result);
 }

@@ -283,6 +283,7 @@ export function errorFor(code: string | undefined): number {
       return P.ENOMEM;
     case 'ERR_DEVICE_CLOSED':
     case 'ERR_RING_CLOSED':
+    case 'ESHUTDOWN':
       return P.ESHUTDOWN;
     default:
       return P.EIO;
