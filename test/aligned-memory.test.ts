@@ -1,21 +1,12 @@
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { addressAlignment, allocAligned, BufferPool, Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
-let t: ReturnType<typeof tempDir>;
 let ring: Ring;
 let dev: BlockDevice;
-
-beforeAll(async () => {
-  t = tempDir();
-  ring = new Ring({ depth: 32 });
-  dev = await ring.open(path.join(t.dir, 'img'), { create: true, size: 1 << 20, direct: true });
-});
-afterAll(async () => {
-  await ring.close();
-  t.cleanup();
+withDevice({ ring: { depth: 32 }, open: { size: 1 << 20, direct: true }, name: 'img', scope: 'all' }, (f) => {
+  ({ ring, dev } = f);
 });
 
 function withoutExternalBuffers<T>(fn: () => T): T {

@@ -2,26 +2,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import util from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { BlockIoError, OP, Ring, type BatchRequest, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
-let t: ReturnType<typeof tempDir>;
+let dir: string;
 let ring: Ring;
 let dev: BlockDevice;
 let file: string;
 const any = (v: unknown) => v as never;
 
-beforeAll(async () => {
-  t = tempDir();
-  file = path.join(t.dir, 'img');
-  ring = new Ring({ depth: 8 });
-  dev = await ring.open(file, { create: true, size: 65536 });
-});
-afterAll(async () => {
-  await ring.close();
-  t.cleanup();
+withDevice({ ring: { depth: 8 }, open: { size: 65536 }, name: 'img', scope: 'all' }, (f) => {
+  ({ dir, ring, dev, file } = f);
 });
 
 describe('Ring options', () => {
@@ -44,7 +37,7 @@ describe('open', () => {
     await expect(ring.open('')).rejects.toThrow(TypeError);
     await expect(ring.open(file, { size: -1 })).rejects.toThrow(RangeError);
     await expect(ring.open(file, { direct: any('no') })).rejects.toThrow(TypeError);
-    await expect(ring.open(path.join(t.dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(ring.open(path.join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 

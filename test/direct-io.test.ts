@@ -2,25 +2,17 @@
 // misaligned requests refused with a RangeError before submission.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 
 import { allocAligned, Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
-let t: ReturnType<typeof tempDir>;
+let dir: string;
 let ring: Ring;
 let dev: BlockDevice;
 let file: string;
-
-beforeAll(async () => {
-  t = tempDir();
-  file = path.join(t.dir, 'img');
-  ring = new Ring({ depth: 32 });
-  dev = await ring.open(file, { create: true, size: 1 << 20, direct: true });
-});
-afterAll(async () => {
-  await ring.close();
-  t.cleanup();
+withDevice({ ring: { depth: 32 }, open: { size: 1 << 20, direct: true }, name: 'img', scope: 'all' }, (f) => {
+  ({ dir, ring, dev, file } = f);
 });
 
 it('reports alignment and geometry', () => {
@@ -97,7 +89,7 @@ it('the read-probing fallback finds the same alignment as statx', async () => {
     expect(await probed.read(b, 0)).toBe(b.length);
     await probed.close();
     // A file too short to probe gets the conservative 4096.
-    const empty = await ring.open(path.join(t.dir, 'empty.img'), { create: true, direct: true });
+    const empty = await ring.open(path.join(dir, 'empty.img'), { create: true, direct: true });
     expect([empty.offsetAlignment, empty.memoryAlignment]).toEqual([4096, 4096]);
     await empty.close();
   } finally {

@@ -3,23 +3,16 @@
 // with its value, and points to allocAligned; batch errors name requests[i];
 // rejections carry the caller's stack.
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { allocAligned, Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
-let t: ReturnType<typeof tempDir>;
+let dir: string;
 let ring: Ring;
 let dev: BlockDevice;
-
-beforeAll(async () => {
-  t = tempDir();
-  ring = new Ring({ depth: 8 });
-  dev = await ring.open(path.join(t.dir, 'img'), { create: true, size: 1 << 20, direct: true });
-});
-afterAll(async () => {
-  await ring.close();
-  t.cleanup();
+withDevice({ ring: { depth: 8 }, open: { size: 1 << 20, direct: true }, name: 'img', scope: 'all' }, (f) => {
+  ({ dir, ring, dev } = f);
 });
 
 const rejection = (p: Promise<unknown>): Promise<Error & { code?: string }> =>
@@ -85,7 +78,7 @@ describe('stack traces', () => {
 
   it('an I/O error made at completion reaches the caller', async () => {
     const nr = new Ring({ engine: 'null', nullEngine: { faults: [{ op: 'write', errno: 'EIO' }] } });
-    const d = await nr.open(path.join(t.dir, 'null.img'), { create: true, size: 1 << 16 });
+    const d = await nr.open(path.join(dir, 'null.img'), { create: true, size: 1 << 16 });
     async function callerOfFailingWrite(): Promise<number> {
       return await d.write(Buffer.alloc(512), 0);
     }

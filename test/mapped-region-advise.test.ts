@@ -1,25 +1,17 @@
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { BlockIoError, Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
 // madvise, mlock and mincore over a region's pages.
 describe('mapped region: advise, lock, residency', () => {
-  let t: ReturnType<typeof tempDir>;
   let ring: Ring;
   let dev: BlockDevice;
   const pages = 64;
 
-  beforeEach(async () => {
-    t = tempDir();
-    ring = new Ring({ depth: 16 });
-    // A fresh sparse file: none of its pages are in the page cache yet.
-    dev = await ring.open(path.join(t.dir, 'disk.img'), { create: true, size: pages * 4096 });
-  });
-  afterEach(async () => {
-    await ring.close();
-    t.cleanup();
+  // A fresh sparse file: none of its pages are in the page cache yet.
+  withDevice({ ring: { depth: 16 }, open: { size: pages * 4096 } }, (f) => {
+    ({ ring, dev } = f);
   });
 
   it('residency() reports the pages touched', () => {

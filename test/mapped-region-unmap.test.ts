@@ -1,24 +1,15 @@
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
 // After unmap() every buffer handed out is detached: touching it throws a
 // TypeError (or sees zero length) instead of faulting on unmapped memory.
 describe('mapped region: unmap', () => {
-  let t: ReturnType<typeof tempDir>;
   let ring: Ring;
   let dev: BlockDevice;
-
-  beforeEach(async () => {
-    t = tempDir();
-    ring = new Ring({ depth: 16 });
-    dev = await ring.open(path.join(t.dir, 'disk.img'), { create: true, size: 256 * 1024 });
-  });
-  afterEach(async () => {
-    await ring.close();
-    t.cleanup();
+  withDevice({ ring: { depth: 16 }, open: { size: 256 * 1024 } }, (f) => {
+    ({ ring, dev } = f);
   });
 
   it('detaches the buffer: access throws TypeError, no crash', () => {

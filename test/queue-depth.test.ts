@@ -1,23 +1,14 @@
 // More requests than the submission queue holds wait in userspace: the
 // user never sees EBUSY/EAGAIN, and completions arrive in batches.
-import path from 'node:path';
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 
 import { Ring, OP, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
-let t: ReturnType<typeof tempDir>;
 let ring: Ring;
 let dev: BlockDevice;
-
-beforeEach(async () => {
-  t = tempDir();
-  ring = new Ring({ depth: 64 });
-  dev = await ring.open(path.join(t.dir, 'img'), { create: true, size: 10_000 * 512 });
-});
-afterEach(async () => {
-  await ring.close();
-  t.cleanup();
+withDevice({ ring: { depth: 64 }, open: { size: 10_000 * 512 }, name: 'img' }, (f) => {
+  ({ ring, dev } = f);
 });
 
 it('runs a batch of 10,000 requests on a depth-64 ring', async () => {

@@ -2,25 +2,17 @@
 // names the nearest known key: a misspelt option must not silently do nothing.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 
 import { BufferPool, Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { withDevice } from './helpers/device-fixture';
 
-let t: ReturnType<typeof tempDir>;
+let dir: string;
 let ring: Ring;
 let dev: BlockDevice;
 let file: string;
-
-beforeAll(async () => {
-  t = tempDir();
-  file = path.join(t.dir, 'img');
-  ring = new Ring({ depth: 8 });
-  dev = await ring.open(file, { create: true, size: 1 << 16 });
-});
-afterAll(async () => {
-  await ring.close();
-  t.cleanup();
+withDevice({ ring: { depth: 8 }, open: { size: 1 << 16 }, name: 'img', scope: 'all' }, (f) => {
+  ({ dir, ring, dev, file } = f);
 });
 
 function refused(e: unknown, key: string, suggestion: string | null): void {
@@ -50,7 +42,7 @@ it('new Ring() options', () => {
 });
 
 it('ring.open() options: a misspelt readOnly does not open read-write', async () => {
-  const other = path.join(t.dir, 'never-created');
+  const other = path.join(dir, 'never-created');
   refused(await ring.open(other, { create: true, readonly: true } as never).catch((e: unknown) => e), 'options.readonly', 'readOnly');
   expect(fs.existsSync(other)).toBe(false);
 });
