@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 
 import { typeError } from '../validate';
 import { serveNbd, type NbdTlsOptions } from '../server/nbd/server';
-import { openServedImage, serveUntilSignal } from './serve';
+import { openServedImage, serveUntilSignal, servingOptions } from './serve';
 import type { Subcommand } from './subcommand';
 
 const USAGE = `usage: blockring nbd IMAGE [--socket PATH | --listen HOST:PORT] [options]
@@ -60,18 +60,14 @@ export const nbd: Subcommand = {
       args: argv,
       allowPositionals: true,
       options: {
-        socket: { type: 'string' },
+        ...servingOptions,
         listen: { type: 'string' },
-        format: { type: 'string', default: 'raw' },
-        'read-only': { type: 'boolean', default: false },
         name: { type: 'string', default: '' },
         cache: { type: 'string', default: 'writeback' },
-        engine: { type: 'string' },
         tls: { type: 'string' },
         'tls-creds': { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
       },
     });
     if (values.help) {

@@ -5,6 +5,15 @@ import type { BlockDevice } from '../block-device';
 import type { Qcow2Device } from '../format/qcow2';
 import { Ring, type EngineName } from '../ring';
 
+/** The parseArgs options every serving subcommand (nbd, vhost-user-blk) takes. */
+export const servingOptions = {
+  socket: { type: 'string' },
+  format: { type: 'string', default: 'raw' },
+  'read-only': { type: 'boolean', default: false },
+  engine: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export interface ServedImage {
   ring: Ring;
   dev: BlockDevice | Qcow2Device;

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 
 import type { EngineName } from '../ring';
 import { serveVhostUserBlk } from '../server/vhost-user-blk';
-import { openServedImage, serveUntilSignal } from './serve';
+import { openServedImage, serveUntilSignal, servingOptions } from './serve';
 import type { Subcommand } from './subcommand';
 
 const USAGE = `usage: blockring vhost-user-blk IMAGE --socket PATH [options]
@@ -27,13 +27,9 @@ export const vhostUserBlk: Subcommand = {
       args: argv,
       allowPositionals: true,
       options: {
-        socket: { type: 'string' },
-        format: { type: 'string', default: 'raw' },
-        'read-only': { type: 'boolean', default: false },
+        ...servingOptions,
         'num-queues': { type: 'string', default: '1' },
-        engine: { type: 'string' },
         direct: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
       },
     });
     if (values.help) {
