@@ -25,26 +25,45 @@ function isAbort(e: Error & { code?: string; cause?: unknown }, reason?: unknown
   if (reason !== undefined) expect(e.cause).toBe(reason);
 }
 
+// Every device call with an already aborted signal rejects with it.
+async function everyCallRejects(dev: BlockDevice | Qcow2Device, signal: AbortSignal, reason: unknown): Promise<void> {
+  const b = Buffer.alloc(512, 7);
+  for (const p of [dev.write(b, 0, { signal }), dev.writev([b], 512, { signal }), dev.read(b, 0, { signal }),
+    dev.readv([b], 0, { signal }), dev.flush({ signal }), dev.discard(0, 512, { signal }),
+    dev.writeZeroes(0, 512, { signal })]) {
+    isAbort(await rejection(p), reason);
+  }
+}
+
+// A depth-8 ring with the device `open` makes on t.dir/name, before each test;
+// the raw-file and qcow2 describes below differ only in `open`.
+function deviceOn<D extends BlockDevice | Qcow2Device>(
+  name: string,
+  open: (ring: Ring, file: string) => Promise<D>,
+  bind: (s: { ring: Ring; dev: D; file: string }) => void,
+): void {
+  let ring: Ring | undefined;
+  beforeEach(async () => {
+    const file = path.join(t.dir, name);
+    ring = new Ring({ depth: 8 });
+    bind({ ring, dev: await open(ring, file), file });
+  });
+  afterEach(() => ring?.close());
+}
+
 describe('on a real file', () => {
   let ring: Ring;
   let dev: BlockDevice;
   let file: string;
-  beforeEach(async () => {
-    file = path.join(t.dir, 'img');
-    ring = new Ring({ depth: 8 });
-    dev = await ring.open(file, { create: true, size: 1 << 16 });
+  deviceOn('img', (r, f) => r.open(f, { create: true, size: 1 << 16 }), (s) => {
+    ({ ring, dev, file } = s);
   });
-  afterEach(() => ring.close());
 
   it('an already aborted signal rejects every call and writes nothing', async () => {
     const reason = new Error('stop');
     const signal = AbortSignal.abort(reason);
-    const b = Buffer.alloc(512, 7);
-    for (const p of [dev.write(b, 0, { signal }), dev.writev([b], 512, { signal }), dev.read(b, 0, { signal }),
-      dev.readv([b], 0, { signal }), dev.flush({ signal }), dev.discard(0, 512, { signal }),
-      dev.writeZeroes(0, 512, { signal }), ring.submit([{ op: 'write', dev, buffer: b, offset: 1024 }], { signal })]) {
-      isAbort(await rejection(p), reason);
-    }
+    await everyCallRejects(dev, signal, reason);
+    isAbort(await rejection(ring.submit([{ op: 'write', dev, buffer: Buffer.alloc(512, 7), offset: 1024 }], { signal })), reason);
     await dev.flush();
     expect(fs.readFileSync(file).equals(Buffer.alloc(1 << 16))).toBe(true);
   });
@@ -121,13 +140,13 @@ describe('on a qcow2 image (requests run in TypeScript above the file device)', 
   let ring: Ring;
   let dev: Qcow2Device;
   let img: string;
-  beforeEach(async () => {
-    img = path.join(t.dir, 'a.qcow2');
-    await createImage(img, { format: 'qcow2', size: 4 << 20 });
-    ring = new Ring({ depth: 8 });
-    dev = await ring.open(img, { format: 'qcow2' });
+  const open = async (r: Ring, f: string): Promise<Qcow2Device> => {
+    await createImage(f, { format: 'qcow2', size: 4 << 20 });
+    return r.open(f, { format: 'qcow2' });
+  };
+  deviceOn('a.qcow2', open, (s) => {
+    ({ ring, dev, file: img } = s);
   });
-  afterEach(() => ring.close());
 
   const readBack = async (offset: number, length: number): Promise<Buffer> => {
     const b = Buffer.alloc(length);
@@ -138,13 +157,8 @@ describe('on a qcow2 image (requests run in TypeScript above the file device)', 
   it('an already aborted signal rejects every call and writes nothing', async () => {
     const reason = new Error('stop');
     const signal = AbortSignal.abort(reason);
-    const b = Buffer.alloc(512, 7);
-    for (const p of [dev.write(b, 0, { signal }), dev.writev([b], 512, { signal }), dev.read(b, 0, { signal }),
-      dev.readv([b], 0, { signal }), dev.flush({ signal }), dev.discard(0, 512, { signal }),
-      dev.writeZeroes(0, 512, { signal })]) {
-      isAbort(await rejection(p), reason);
-    }
-    const [r] = await ring.submit([{ op: 'write', dev, buffer: b, offset: 1024, signal }]);
+    await everyCallRejects(dev, signal, reason);
+    const [r] = await ring.submit([{ op: 'write', dev, buffer: Buffer.alloc(512, 7), offset: 1024, signal }]);
     isAbort(r!.error as Error, reason);
     expect((await readBack(0, 2048)).equals(Buffer.alloc(2048))).toBe(true);
     expect(await dev.allocation(0, 4 << 20)).toEqual([{ offset: 0, length: 4 << 20, type: 'hole' }]); // nothing allocated

@@ -1,17 +1,16 @@
 import { describe, expect, it } from 'vitest';
 
-import { BlockIoError, Ring, type BlockDevice } from '../dist/lib/index.js';
+import { BlockIoError, type BlockDevice } from '../dist/lib/index.js';
 import { withDevice } from './helpers/device-fixture';
 
 // madvise, mlock and mincore over a region's pages.
 describe('mapped region: advise, lock, residency', () => {
-  let ring: Ring;
   let dev: BlockDevice;
   const pages = 64;
 
   // A fresh sparse file: none of its pages are in the page cache yet.
   withDevice({ ring: { depth: 16 }, open: { size: pages * 4096 } }, (f) => {
-    ({ ring, dev } = f);
+    ({ dev } = f);
   });
 
   it('residency() reports the pages touched', () => {

@@ -1,30 +1,24 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
+import { type BlockDevice } from '../dist/lib/index.js';
+import { withDevice } from './helpers/device-fixture';
 
 // Where V8 forbids external memory (Electron's memory cage) region.buffer
 // cannot exist; region.read()/write() copy in native code instead.
 // BLOCKRING_NO_EXTERNAL_BUFFERS=1 makes the addon behave that way here.
 describe('mapped region: copy path without external buffers', () => {
-  let t: ReturnType<typeof tempDir>;
-  let ring: Ring;
   let dev: BlockDevice;
   let file: string;
 
-  beforeEach(async () => {
+  beforeEach(() => {
     process.env.BLOCKRING_NO_EXTERNAL_BUFFERS = '1';
-    t = tempDir();
-    file = path.join(t.dir, 'disk.img');
-    ring = new Ring({ depth: 16 });
-    dev = await ring.open(file, { create: true, size: 256 * 1024 });
   });
-  afterEach(async () => {
+  afterEach(() => {
     delete process.env.BLOCKRING_NO_EXTERNAL_BUFFERS;
-    await ring.close();
-    t.cleanup();
+  });
+  withDevice({ ring: { depth: 16 }, open: { size: 256 * 1024 } }, (f) => {
+    ({ dev, file } = f);
   });
 
   it('region.buffer throws an error that says why', () => {

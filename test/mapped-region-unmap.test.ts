@@ -1,15 +1,14 @@
 import { describe, expect, it } from 'vitest';
 
-import { Ring, type BlockDevice } from '../dist/lib/index.js';
+import { type BlockDevice } from '../dist/lib/index.js';
 import { withDevice } from './helpers/device-fixture';
 
 // After unmap() every buffer handed out is detached: touching it throws a
 // TypeError (or sees zero length) instead of faulting on unmapped memory.
 describe('mapped region: unmap', () => {
-  let ring: Ring;
   let dev: BlockDevice;
   withDevice({ ring: { depth: 16 }, open: { size: 256 * 1024 } }, (f) => {
-    ({ ring, dev } = f);
+    ({ dev } = f);
   });
 
   it('detaches the buffer: access throws TypeError, no crash', () => {

@@ -1,21 +1,18 @@
 // A zero-length registered buffer never turns zero-length requests into
 // fixed-buffer requests (which io_uring fails with EFAULT).
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { OP, Ring } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
-
-let t: ReturnType<typeof tempDir>;
-beforeAll(() => {
-  t = tempDir();
-});
-afterAll(() => t.cleanup());
+import { OP, type BlockDevice, type Ring } from '../dist/lib/index.js';
+import { withDevice } from './helpers/device-fixture';
 
 describe.each(['io_uring', 'libaio', 'threads', 'mmap'] as const)('%s', (engine) => {
+  let ring: Ring;
+  let dev: BlockDevice;
+  withDevice({ ring: { engine }, open: { size: 65536 }, name: `${engine}.img` }, (f) => {
+    ({ ring, dev } = f);
+  });
+
   it('zero-length reads and writes after registerBuffers([Buffer.alloc(0)]) transfer 0 bytes', async () => {
-    const ring = new Ring({ engine });
-    const dev = await ring.open(path.join(t.dir, `${engine}.img`), { create: true, size: 65536 });
     ring.raw.registerBuffers([Buffer.alloc(0), Buffer.alloc(4096)]);
     expect(await dev.read(Buffer.alloc(0), 0)).toBe(0);
     expect(await dev.write(Buffer.alloc(0), 0)).toBe(0);
@@ -33,6 +30,5 @@ describe.each(['io_uring', 'libaio', 'threads', 'mmap'] as const)('%s', (engine)
     ring.raw.submit(3);
     await done;
     expect(results).toEqual([0, 0, 0]);
-    await ring.close();
   });
 });
