@@ -184,29 +184,38 @@ export class BlockDevice {
   }
 
   /** Reads `buffer.byteLength` bytes at device offset `offset`. Resolves to the bytes read. */
-  read(buffer: ArrayBufferView, offset: number | bigint, options?: TagOption): Promise<number> {
-    const args = arguments;
-    return this.#run(() => {
-      checkNotFsStyle('read', args);
-      return this.#rw(OP.read, 'read', [checkIoView(buffer, 'buffer')], offset, options);
-    });
+  // The public method is the one async function per request (see withCallSite):
+  // a throw in the checks rejects it, and a rejection after the await gets
+  // the awaiting caller's frames.
+  async read(buffer: ArrayBufferView, offset: number | bigint, options?: TagOption): Promise<number> {
+    checkNotFsStyle('read', arguments);
+    const p = this.#rw(OP.read, 'read', [checkIoView(buffer, 'buffer')], offset, options);
+    try {
+      return await p;
+    } catch (e) {
+      if (e instanceof Error) Error.captureStackTrace(e, BlockDevice.prototype.read);
+      throw e;
+    }
   }
 
   /** Writes all of `buffer` at device offset `offset`. Resolves to the bytes written. */
-  write(buffer: ArrayBufferView, offset: number | bigint, options?: WriteOptions): Promise<number> {
-    const args = arguments;
-    return this.#run(() => {
-      checkNotFsStyle('write', args);
-      return this.#rw(OP.write, 'write', [checkIoView(buffer, 'buffer')], offset, options);
-    });
+  async write(buffer: ArrayBufferView, offset: number | bigint, options?: WriteOptions): Promise<number> {
+    checkNotFsStyle('write', arguments);
+    const p = this.#rw(OP.write, 'write', [checkIoView(buffer, 'buffer')], offset, options);
+    try {
+      return await p;
+    } catch (e) {
+      if (e instanceof Error) Error.captureStackTrace(e, BlockDevice.prototype.write);
+      throw e;
+    }
   }
 
   readv(buffers: ArrayBufferView[], offset: number | bigint, options?: TagOption): Promise<number> {
-    return this.#run(() => this.#rw(OP.read, 'readv', checkViews(buffers, 'buffers'), offset, options));
+    return this.#run(() => withCallSite(this.#rw(OP.read, 'readv', checkViews(buffers, 'buffers'), offset, options)));
   }
 
   writev(buffers: ArrayBufferView[], offset: number | bigint, options?: WriteOptions): Promise<number> {
-    return this.#run(() => this.#rw(OP.write, 'writev', checkViews(buffers, 'buffers'), offset, options));
+    return this.#run(() => withCallSite(this.#rw(OP.write, 'writev', checkViews(buffers, 'buffers'), offset, options)));
   }
 
   /** fdatasync (or fsync with `metadata: true`). An ORDERED flush is a full barrier. */
@@ -345,20 +354,29 @@ export class BlockDevice {
 
   // Validation errors become rejections, never synchronous throws.
   #rw(op: number, opName: string, buffers: ArrayBufferView[], offset: unknown, options: unknown): Promise<number> {
+    if (options === undefined) {
+      return this.#submit(op, opName, 0, 0, buffers, checkUint(offset, 'offset'), totalLength(buffers), undefined);
+    }
     const o = checkOptions(options, 'options', op === OP.write ? WRITE_KEYS : READ_KEYS);
     const flags = op === OP.write && checkBool(o.fua, 'options.fua') ? FLAG.fua : 0;
-    return this.#request(op, opName, checkTag(o.tag, 'options.tag'), flags, buffers, checkUint(offset, 'offset'),
+    return this.#submit(op, opName, checkTag(o.tag, 'options.tag'), flags, buffers, checkUint(offset, 'offset'),
       totalLength(buffers), o.signal);
   }
 
   #request(op: number, opName: string, tag: number, flags: number, buffers: ArrayBufferView[] | null,
     offset: number, length: number, signalOption: unknown): Promise<number> {
+    return withCallSite(this.#submit(op, opName, tag, flags, buffers, offset, length, signalOption));
+  }
+
+  // Checks the signal and the device, then enqueues; the caller adds the call site.
+  #submit(op: number, opName: string, tag: number, flags: number, buffers: ArrayBufferView[] | null,
+    offset: number, length: number, signalOption: unknown): Promise<number> {
     const signal = checkSignal(signalOption, 'options.signal');
     this.#checkUsable(op);
     if (signal?.aborted) return Promise.reject(abortError(signal));
-    return withCallSite(new Promise<number>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       this.#owner._enqueue({ dev: this.#target, op, opName, tag, flags, buffers, offset, length, signal }, { resolve, reject });
-    }));
+    });
   }
 
   #run<T>(fn: () => Promise<T>): Promise<T> {
