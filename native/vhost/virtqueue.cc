@@ -106,7 +106,7 @@ bool Virtqueue::ShouldCall() {
   if (!has_rings()) return false;
   // Our used index store must be visible before we read the driver's
   // suppression state, or both sides can decide the other will act.
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  FullFence();
   uint16_t old = signalled_used_, now = used_idx_;
   bool valid = signalled_valid_;
   signalled_used_ = now;
@@ -122,10 +122,10 @@ bool Virtqueue::ArmKick() {
   if (!started_ || broken_) return false;
   if (event_idx_) {
     uint16_t* avail_event = reinterpret_cast<uint16_t*>(reinterpret_cast<UsedElem*>(used_ + 2) + num);
-    __atomic_store_n(avail_event, last_avail, __ATOMIC_RELAXED);
+    StoreRelaxed(avail_event, last_avail);
     // Publish avail_event before re-reading the avail index (pairs with the
     // driver's barrier between writing avail idx and reading avail_event).
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    FullFence();
   }
   return AvailIdx() != last_avail;
 }
