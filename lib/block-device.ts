@@ -26,17 +26,17 @@ export class DeviceTarget {
 
 /** What a device needs from the ring that opened it. */
 export interface DeviceOwner {
-  _enqueue(req: NormalizedRequest, settle: Settle): void;
+  /** Enqueues one checked request; resolves to its result (rejects with its error). */
+  _request(dev: DeviceTarget, op: number, opName: string, tag: number, flags: number, buffers: RequestBuffers,
+    offset: number, length: number, signal: AbortSignal | null): Promise<number>;
   _closeDevice(dev: BlockDevice): Promise<void>;
   _resizeDevice(dev: BlockDevice, size: number): Promise<void>;
   _deviceSize(dev: BlockDevice): number;
   _deviceFd(dev: BlockDevice): number;
 }
 
-export interface Settle {
-  resolve: (value: number) => void;
-  reject: (err: Error) => void;
-}
+/** A request's buffers: one view (read, write), several (readv, writev), or none. */
+export type RequestBuffers = ArrayBufferView | ArrayBufferView[] | null;
 
 /** A request after validation, ready for the submission array. */
 export interface NormalizedRequest {
@@ -189,7 +189,7 @@ export class BlockDevice {
   // the awaiting caller's frames.
   async read(buffer: ArrayBufferView, offset: number | bigint, options?: TagOption): Promise<number> {
     checkNotFsStyle('read', arguments);
-    const p = this.#rw(OP.read, 'read', [checkIoView(buffer, 'buffer')], offset, options);
+    const p = this.#rw(OP.read, 'read', checkIoView(buffer, 'buffer'), offset, options);
     try {
       return await p;
     } catch (e) {
@@ -201,7 +201,7 @@ export class BlockDevice {
   /** Writes all of `buffer` at device offset `offset`. Resolves to the bytes written. */
   async write(buffer: ArrayBufferView, offset: number | bigint, options?: WriteOptions): Promise<number> {
     checkNotFsStyle('write', arguments);
-    const p = this.#rw(OP.write, 'write', [checkIoView(buffer, 'buffer')], offset, options);
+    const p = this.#rw(OP.write, 'write', checkIoView(buffer, 'buffer'), offset, options);
     try {
       return await p;
     } catch (e) {
@@ -353,14 +353,15 @@ export class BlockDevice {
   }
 
   // Validation errors become rejections, never synchronous throws.
-  #rw(op: number, opName: string, buffers: ArrayBufferView[], offset: unknown, options: unknown): Promise<number> {
+  // buffers: read/write's one view (no array made for it) or readv/writev's views.
+  #rw(op: number, opName: string, buffers: ArrayBufferView | ArrayBufferView[], offset: unknown, options: unknown): Promise<number> {
     if (options === undefined) {
-      return this.#submit(op, opName, 0, 0, buffers, checkUint(offset, 'offset'), totalLength(buffers), undefined);
+      return this.#submit(op, opName, 0, 0, buffers, checkUint(offset, 'offset'), byteLength(buffers), undefined);
     }
     const o = checkOptions(options, 'options', op === OP.write ? WRITE_KEYS : READ_KEYS);
     const flags = op === OP.write && checkBool(o.fua, 'options.fua') ? FLAG.fua : 0;
     return this.#submit(op, opName, checkTag(o.tag, 'options.tag'), flags, buffers, checkUint(offset, 'offset'),
-      totalLength(buffers), o.signal);
+      byteLength(buffers), o.signal);
   }
 
   #request(op: number, opName: string, tag: number, flags: number, buffers: ArrayBufferView[] | null,
@@ -369,14 +370,12 @@ export class BlockDevice {
   }
 
   // Checks the signal and the device, then enqueues; the caller adds the call site.
-  #submit(op: number, opName: string, tag: number, flags: number, buffers: ArrayBufferView[] | null,
+  #submit(op: number, opName: string, tag: number, flags: number, buffers: RequestBuffers,
     offset: number, length: number, signalOption: unknown): Promise<number> {
     const signal = checkSignal(signalOption, 'options.signal');
     this.#checkUsable(op);
     if (signal?.aborted) return Promise.reject(abortError(signal));
-    return new Promise<number>((resolve, reject) => {
-      this.#owner._enqueue({ dev: this.#target, op, opName, tag, flags, buffers, offset, length, signal }, { resolve, reject });
-    });
+    return this.#owner._request(this.#target, op, opName, tag, flags, buffers, offset, length, signal);
   }
 
   #run<T>(fn: () => Promise<T>): Promise<T> {
@@ -386,6 +385,10 @@ export class BlockDevice {
       return Promise.reject(e);
     }
   }
+}
+
+function byteLength(buffers: ArrayBufferView | ArrayBufferView[]): number {
+  return Array.isArray(buffers) ? totalLength(buffers) : buffers.byteLength;
 }
 
 function totalLength(buffers: ArrayBufferView[]): number {

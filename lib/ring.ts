@@ -3,7 +3,7 @@ import { checkCacheSize, checkFormat, checkWriteLog, type ImageFormat, openQcow2
 import type { WriteLog } from './write-log';
 import { Qcow2Device, type BackingDevice, type HostFile } from './format/qcow2';
 
-import { BlockDevice, DeviceTarget, type DeviceOwner, type NormalizedRequest, type Settle } from './block-device';
+import { BlockDevice, DeviceTarget, type DeviceOwner, type NormalizedRequest, type RequestBuffers } from './block-device';
 import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative, rejectOnAbort } from './errors';
 import { BufferPool } from './aligned';
 import { native, type DeviceInfo, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
@@ -136,15 +136,23 @@ interface Batch {
   resolve: (r: RequestResult[]) => void;
 }
 
-interface Pending {
-  req: NormalizedRequest;
-  settle: Settle | null;
-  batch: Batch | null;
-  index: number;
+// One request from #enqueue to its completion: its buffers (referenced
+// here until the engine is done with them: the native side only holds their
+// memory), what its error names, and who hears the result (a single
+// request's promise, or its batch's slot). The one object per request the
+// ring keeps; its record holds the rest.
+class Pending {
   /** Aborted after it reached the engine: its completion is only bookkeeping. */
-  aborted: boolean;
+  aborted = false;
   /** Removes the abort listener. */
-  unlisten: (() => void) | null;
+  unlisten: (() => void) | null = null;
+
+  constructor(
+    readonly dev: DeviceTarget, readonly opName: string, readonly buffers: RequestBuffers,
+    readonly offset: number, readonly length: number, readonly signal: AbortSignal | null,
+    readonly resolve: ((value: number) => void) | null, readonly reject: ((err: Error) => void) | null,
+    readonly batch: Batch | null, readonly index: number,
+  ) {}
 }
 
 const RING_KEYS = ['depth', 'engine', 'threads', 'directSubmitBatch', 'trace', 'nullEngine', 'completions', 'pollMicros'] as const;
@@ -343,7 +351,10 @@ export class Ring implements DeviceOwner {
     this.#submitQueued();
     const done = new Promise<RequestResult[]>((resolve, reject) => {
       const batch: Batch = { results: new Array<RequestResult>(normalized.length), remaining: normalized.length, resolve };
-      for (let i = 0; i < normalized.length; i++) this.#enqueue(normalized[i]!, null, batch, i);
+      for (let i = 0; i < normalized.length; i++) {
+        const r = normalized[i]!;
+        this.#enqueue(new Pending(r.dev, r.opName, r.buffers, r.offset, r.length, r.signal, null, null, batch, i), r.op, r.tag, r.flags);
+      }
       const failure = this.#submitQueued(true);
       if (failure) reject(failure);
     });
@@ -399,9 +410,12 @@ export class Ring implements DeviceOwner {
     return this.#closing;
   }
 
-  /** @internal */
-  _enqueue(req: NormalizedRequest, settle: Settle): void {
-    this.#enqueue(req, settle, null, 0);
+  /** @internal One request, checked by its device; resolves to its result. */
+  _request(dev: DeviceTarget, op: number, opName: string, tag: number, flags: number, buffers: RequestBuffers,
+    offset: number, length: number, signal: AbortSignal | null): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.#enqueue(new Pending(dev, opName, buffers, offset, length, signal, resolve, reject, null, 0), op, tag, flags);
+    });
   }
 
   /** @internal */
@@ -480,17 +494,16 @@ export class Ring implements DeviceOwner {
     return out;
   }
 
-  #enqueue(req: NormalizedRequest, settle: Settle | null, batch: Batch | null, index: number): void {
+  #enqueue(p: Pending, op: number, tag: number, flags: number): void {
     if ((this.#queued + 1) * SQ_STRIDE > this.#sq.length) {
       const grown = new Float64Array(this.#sq.length * 2);
       grown.set(this.#sq);
       this.#sq = grown;
     }
     const id = this.#freeIds.length ? this.#freeIds.pop()! : this.#pending.length;
-    const p: Pending = { req, settle, batch, index, aborted: false, unlisten: null };
     this.#pending[id] = p;
-    if (req.signal) {
-      const signal = req.signal;
+    if (p.signal) {
+      const signal = p.signal;
       const onAbort = (): void => this.#abort(id, p);
       signal.addEventListener('abort', onAbort, { once: true });
       p.unlisten = () => signal.removeEventListener('abort', onAbort);
@@ -498,20 +511,26 @@ export class Ring implements DeviceOwner {
     const sq = this.#sq;
     const b = this.#queued * SQ_STRIDE;
     sq[b + SQ_ID] = id;
-    sq[b + SQ_OPWORD] = opWord(req.op, req.tag, req.flags);
-    sq[b + SQ_DEVICE] = req.dev.handle;
-    sq[b + SQ_LENGTH] = req.length;
-    sq[b + SQ_OFFSET] = req.offset;
-    if (req.buffers) {
-      sq[b + SQ_BUFFER] = this.#queuedBuffers.length;
-      sq[b + SQ_BUFCOUNT] = req.buffers.length;
-      for (const buf of req.buffers) this.#queuedBuffers.push(buf);
-    } else {
+    sq[b + SQ_OPWORD] = opWord(op, tag, flags);
+    sq[b + SQ_DEVICE] = p.dev.handle;
+    sq[b + SQ_LENGTH] = p.length;
+    sq[b + SQ_OFFSET] = p.offset;
+    // One view (dev.read/write: no array made for it), several, or none.
+    const buffers = p.buffers;
+    if (buffers === null) {
       sq[b + SQ_BUFFER] = 0;
       sq[b + SQ_BUFCOUNT] = 0;
+    } else if (Array.isArray(buffers)) {
+      sq[b + SQ_BUFFER] = this.#queuedBuffers.length;
+      sq[b + SQ_BUFCOUNT] = buffers.length;
+      for (const buf of buffers) this.#queuedBuffers.push(buf);
+    } else {
+      sq[b + SQ_BUFFER] = this.#queuedBuffers.length;
+      sq[b + SQ_BUFCOUNT] = 1;
+      this.#queuedBuffers.push(buffers);
     }
     this.#queued++;
-    req.dev.inflight++;
+    p.dev.inflight++;
     if (!this.#submitScheduled) {
       // Requests made in the same tick share one submission syscall.
       this.#submitScheduled = true;
@@ -575,7 +594,7 @@ export class Ring implements DeviceOwner {
     this.#pending[id] = undefined;
     this.#freeIds.push(id);
     p.unlisten?.();
-    p.req.dev.inflight--;
+    p.dev.inflight--;
   }
 
   // A request's signal fired. Still queued here (not yet handed to the
@@ -585,7 +604,7 @@ export class Ring implements DeviceOwner {
   // when the kernel is done with the buffer, only free the slot.
   #abort(id: number, p: Pending): void {
     if (this.#pending[id] !== p || p.aborted) return;
-    const err = abortError(p.req.signal!);
+    const err = abortError(p.signal!);
     const sq = this.#sq;
     for (let i = 0; i < this.#queued; i++) {
       if (sq[i * SQ_STRIDE + SQ_ID] !== id) continue;
@@ -644,10 +663,7 @@ export class Ring implements DeviceOwner {
       set: (cluster, entry) => h.imageSet(handle, cluster, entry),
       has: (table) => h.imageHas(handle, table),
       reset: (size) => h.imageReset(handle, size),
-      submit: (op, buffers, offset, length) => new Promise<number>((resolve, reject) => {
-        this.#enqueue({ dev: target, op: OP[op], opName: op, tag: 0, flags: 0, buffers, offset, length, signal: null },
-          { resolve, reject }, null, 0);
-      }),
+      submit: (op, buffers, offset, length) => this._request(target, OP[op], op, 0, 0, buffers, offset, length, null),
       exportImage: () => h.exportImage(handle),
       close: async () => {
         this.#submitQueued();
@@ -680,17 +696,16 @@ export class Ring implements DeviceOwner {
     const p = this.#pending[id]!;
     this.#pending[id] = undefined;
     this.#freeIds.push(id);
-    p.req.dev.inflight--;
+    p.dev.inflight--;
     p.unlisten?.();
     if (!p.aborted) this.#deliver(p, res, issued, completed, failure, syscall);
   }
 
   #deliver(p: Pending, res: number, issued: number, completed: number, failure: Error | null, syscall = 0): void {
-    const req = p.req;
-    const error = failure ?? (res < 0 ? this.#ioError(req, -res, syscall) : null);
-    if (p.settle) {
-      if (error) p.settle.reject(error);
-      else p.settle.resolve(res);
+    const error = failure ?? (res < 0 ? this.#ioError(p, -res, syscall) : null);
+    if (p.resolve) {
+      if (error) p.reject!(error);
+      else p.resolve(res);
     } else {
       const batch = p.batch!;
       const r: RequestResult = { bytes: error ? 0 : res };
@@ -705,8 +720,8 @@ export class Ring implements DeviceOwner {
   }
 
   // syscall: what the engine issued (CQ_SYSCALL), named by the addon.
-  #ioError(req: NormalizedRequest, errno: number, syscall: number): BlockIoError {
-    return new BlockIoError({ errno, syscall: native.syscallNames[syscall] ?? 'none', op: req.opName, offset: req.offset, length: req.length, path: req.dev.path });
+  #ioError(p: Pending, errno: number, syscall: number): BlockIoError {
+    return new BlockIoError({ errno, syscall: native.syscallNames[syscall] ?? 'none', op: p.opName, offset: p.offset, length: p.length, path: p.dev.path });
   }
 
   // Resolves when cond() holds; checked now and after each completion batch.
