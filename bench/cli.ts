@@ -82,6 +82,14 @@ export async function main(argv: string[]): Promise<number> {
       let pending: string[] = [];
       if (cli.defaults) {
         ({ jobs, pending } = barSuite(sized(first), fio !== null));
+      } else if (cli.variants.length > 1) {
+        // The values of the list options are the contenders, each blockring API on each.
+        const contenders = cli.apis.flatMap((a) => cli.variants.map((v) => blockringContender(a, v.over, `blockring ${a} ${v.name}`)));
+        const v0 = cli.variants[0]!.over;
+        jobs = cli.jobs.filter((j) => j.api === cli.apis[0] && j.engine === v0.engine && j.fixed === v0.fixed && j.orderedEvery === v0.orderedEvery)
+          // Every contender sets its own variant; the title names none of them.
+          .map((j) => ({ ...j, fixed: true, orderedEvery: 0 }))
+          .map((j) => ({ label: describeJob(j), job: sized(j), contenders, goals: [] }));
       } else {
         // The null engine does no I/O: its peer is fio's null engine, nothing else.
         const contenders = first.engine === 'null'

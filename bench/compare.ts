@@ -244,7 +244,7 @@ export function runCompare(jobs: CompareJob[], target: Target, opts: CompareOpti
   for (const p of pending) lines.push(`- ${p}`);
   const fio = fioVersion();
   if (!fio) lines.push(`- ${FIO_INSTALL}`);
-  else lines.push(`- fio command lines: ${['fio', ...fioArgs(jobs[0]!.job, target, '<engine>')].join(' ')}`);
+  else if (jobs.some((j) => j.contenders.some((c) => c.name.startsWith('fio ')))) lines.push(`- fio command lines: ${['fio', ...fioArgs(jobs[0]!.job, target, '<engine>')].join(' ')}`);
 
   const machine = { nproc: os.availableParallelism(), kernel: os.release(), cpu: os.cpus()[0]?.model ?? '', node: process.version, fio };
   const json = { command, machine, date: new Date().toISOString(), rounds: opts.rounds, target: { path: target.path, size: target.size },

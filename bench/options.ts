@@ -34,6 +34,21 @@ export interface JobSpec {
   numjobs: number;
   /** Ring option pollMicros: polling mode (0: off). */
   pollMicros: number;
+  /** Raw API: registerBuffers(..., { fixed }) (io_uring READ_FIXED / WRITE_FIXED). */
+  fixed: boolean;
+  /** Raw API: every Nth record is tagged TAG.ordered, the rest TAG.simple (0: all simple). */
+  orderedEvery: number;
+  /** Null engine: new Ring({ nullEngine: { latencyUs } }). */
+  nullLatencyUs: number;
+  /** Ring option threads: the threads engine's pool size (0: the library's default). */
+  threads: number;
+}
+
+/** One value of the list options (--engine, --fixed, --ordered_every) when they list more than one. */
+export interface Variant {
+  /** e.g. 'engine=libaio fixed=0': only the options that vary. */
+  name: string;
+  over: Pick<JobSpec, 'engine' | 'fixed' | 'orderedEvery'>;
 }
 
 export class UsageError extends Error {}
@@ -83,6 +98,8 @@ export interface Cli {
   /** True when no job option was given (run a default suite). */
   defaults: boolean;
   apis: Api[];
+  /** The combinations of --engine, --fixed and --ordered_every; one entry when none lists more than one value. */
+  variants: Variant[];
   json: boolean;
   compare: boolean;
   rounds: number;
@@ -100,7 +117,7 @@ job options (fio names and meanings):
   --rwmixread N      percent reads for randrw (default 50)
   --bs SIZE          block size, e.g. 4k, 1m (default 4k)
   --iodepth N[,N..]  requests kept in flight (default 32; a list runs one job per depth)
-  --engine NAME      blockring engine, passed to new Ring({ engine }) (default auto)
+  --engine NAME[,NAME..]  blockring engine, passed to new Ring({ engine }) (default auto)
   --direct 0|1       O_DIRECT (default 0)
   --size SIZE        bytes covered (default 256m; a block device: its size)
   --runtime SECONDS  time per job (default 5, 2 in suites)
@@ -114,6 +131,15 @@ job options (fio names and meanings):
   --numjobs N        N identical jobs at once, each on its own worker thread with its own ring
                      (fio's meaning; results are the sum, latencies merged; default 1)
   --poll_micros N    blockring: new Ring({ pollMicros: N }), the polling mode (default 0: off)
+  --threads N        blockring: new Ring({ threads: N }), the threads engine's pool size
+  --fixed 0|1[,..]   --api raw: registerBuffers(bufs, { fixed }), io_uring registered buffers
+                     (default 1)
+  --ordered_every N[,..]  --api raw: tag every Nth request TAG.ordered, the rest TAG.simple
+                     (default 0: all simple)
+  --null_latency N   --engine null: new Ring({ nullEngine: { latencyUs: N } }) (default 0)
+
+  A list in --engine, --fixed or --ordered_every runs one job per value (per combination);
+  with --compare the values are the contenders, interleaved round by round, against the first.
 
 output:
   --json             print results as JSON instead of a table
@@ -145,6 +171,10 @@ export function parseCli(argv: string[]): Cli | null {
       requests: { type: 'string' },
       numjobs: { type: 'string' },
       poll_micros: { type: 'string' },
+      threads: { type: 'string' },
+      fixed: { type: 'string' },
+      ordered_every: { type: 'string' },
+      null_latency: { type: 'string' },
       json: { type: 'boolean' },
       compare: { type: 'boolean' },
       rounds: { type: 'string' },
@@ -156,9 +186,27 @@ export function parseCli(argv: string[]): Cli | null {
   });
   if (values.help) return null;
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  const jobKeys = ['rw', 'rwmixread', 'bs', 'iodepth', 'direct', 'size', 'runtime', 'filename', 'requests', 'batch', 'iodepth_batch_submit', 'numjobs', 'poll_micros'] as const;
-  const defaults = jobKeys.every((k) => values[k] === undefined);
+  const jobKeys = ['rw', 'rwmixread', 'bs', 'iodepth', 'direct', 'size', 'runtime', 'filename', 'requests', 'batch', 'iodepth_batch_submit', 'numjobs', 'poll_micros',
+    'threads', 'fixed', 'ordered_every', 'null_latency'] as const;
   const apis = list(values.api ?? 'raw', APIS, '--api');
+  const engines = (values.engine ?? 'auto').split(',');
+  if (engines.some((e) => e === '')) throw new UsageError(`--engine: empty name in '${values.engine}'`);
+  const fixeds = (values.fixed ?? '1').split(',').map((s) => parseBool(s));
+  const ordered = (values.ordered_every ?? '0').split(',').map((s) => parseUint(s, '--ordered_every'));
+  if ((values.fixed !== undefined || values.ordered_every !== undefined) && apis.some((a) => a !== 'raw')) {
+    throw new UsageError('--fixed and --ordered_every apply to --api raw only');
+  }
+  const variants: Variant[] = [];
+  for (const engine of engines) {
+    for (const fixed of fixeds) {
+      for (const orderedEvery of ordered) {
+        const name = [engines.length > 1 ? `engine=${engine}` : '', fixeds.length > 1 ? `fixed=${fixed ? 1 : 0}` : '',
+          ordered.length > 1 ? `ordered_every=${orderedEvery}` : ''].filter(Boolean).join(' ');
+        variants.push({ name, over: { engine, fixed, orderedEvery } });
+      }
+    }
+  }
+  const defaults = jobKeys.every((k) => values[k] === undefined) && variants.length === 1;
   const depths = (values.iodepth ?? '32').split(',').map((s) => parseUint(s, '--iodepth', 1));
   const rwmixread = parseUint(values.rwmixread ?? '50', '--rwmixread');
   if (rwmixread > 100) throw new UsageError('--rwmixread: must be 0..100');
@@ -170,23 +218,26 @@ export function parseCli(argv: string[]): Cli | null {
     size: values.size === undefined ? 0 : parseSize(values.size, '--size'),
     runtime: parseSeconds(values.runtime ?? (values.compare ? '2' : '5'), '--runtime'),
     filename: values.filename ?? '',
-    engine: values.engine ?? 'auto',
+    ...variants[0]!.over,
     requests: values.requests === undefined ? 0 : parseUint(values.requests, '--requests', 1),
     submitBatch: parseUint(values.iodepth_batch_submit ?? '0', '--iodepth_batch_submit'),
     numjobs: parseUint(values.numjobs ?? '1', '--numjobs', 1),
     pollMicros: parseUint(values.poll_micros ?? '0', '--poll_micros'),
+    threads: parseUint(values.threads ?? '0', '--threads'),
+    nullLatencyUs: parseUint(values.null_latency ?? '0', '--null_latency'),
   };
   const jobs: JobSpec[] = [];
   for (const iodepth of depths) {
     for (const api of apis) {
       const batch = values.batch === undefined ? Math.max(1, Math.floor(iodepth / 4)) : parseUint(values.batch, '--batch', 1);
-      jobs.push({ ...base, iodepth, api, batch: Math.min(batch, iodepth) });
+      for (const v of variants) jobs.push({ ...base, ...v.over, iodepth, api, batch: Math.min(batch, iodepth) });
     }
   }
   return {
     jobs,
     defaults,
     apis,
+    variants,
     json: values.json ?? false,
     compare: values.compare ?? false,
     rounds: parseUint(values.rounds ?? '3', '--rounds', 1),
@@ -206,6 +257,9 @@ export function jobArgs(job: JobSpec): string[] {
   if (job.requests) a.push('--requests', String(job.requests));
   if (job.numjobs > 1) a.push('--numjobs', String(job.numjobs));
   if (job.pollMicros) a.push('--poll_micros', String(job.pollMicros));
+  if (job.threads) a.push('--threads', String(job.threads));
+  if (job.api === 'raw') a.push('--fixed', job.fixed ? '1' : '0', '--ordered_every', String(job.orderedEvery));
+  if (job.nullLatencyUs) a.push('--null_latency', String(job.nullLatencyUs));
   return a;
 }
 
@@ -215,5 +269,7 @@ export function describeJob(job: JobSpec): string {
   const sb = job.api === 'raw' && job.submitBatch ? ` submit_batch=${job.submitBatch}` : '';
   const nj = job.numjobs > 1 ? ` numjobs=${job.numjobs}` : '';
   const pm = job.pollMicros ? ` poll_micros=${job.pollMicros}` : '';
-  return `${job.rw}${mix} bs=${bs} iodepth=${job.iodepth}${job.direct ? ' direct' : ''}${sb}${nj}${pm}`;
+  const raw = job.api === 'raw' ? `${job.fixed ? '' : ' fixed=0'}${job.orderedEvery ? ` ordered_every=${job.orderedEvery}` : ''}` : '';
+  const more = `${job.threads ? ` threads=${job.threads}` : ''}${job.nullLatencyUs ? ` null_latency=${job.nullLatencyUs}` : ''}`;
+  return `${job.rw}${mix} bs=${bs} iodepth=${job.iodepth}${job.direct ? ' direct' : ''}${sb}${nj}${pm}${raw}${more}`;
 }

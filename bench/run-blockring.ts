@@ -3,7 +3,7 @@
 import { once } from 'node:events';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
-import { OP, Ring, type BlockDevice, type EngineName } from '../lib/index';
+import { OP, Ring, TAG, type BlockDevice, type EngineName } from '../lib/index';
 import { LatencyHistogram, type HistogramSnapshot } from './histogram';
 import type { JobSpec } from './options';
 import { alignedBuffer, makeResult, nowNs, Workload, type Counts, type JobResult, type Target } from './workload';
@@ -52,7 +52,11 @@ async function runOne(job: JobSpec, target: Target, stream: number): Promise<Job
   let depth = 1;
   while (depth < job.iodepth) depth *= 2;
   // The engine name goes to the ring as given: a missing engine reports its own error.
-  const ring = new Ring({ engine: job.engine as EngineName, depth: Math.min(depth, 32768), pollMicros: job.pollMicros });
+  const ring = new Ring({
+    engine: job.engine as EngineName, depth: Math.min(depth, 32768), pollMicros: job.pollMicros,
+    ...(job.threads ? { threads: job.threads } : {}),
+    ...(job.engine === 'null' ? { nullEngine: { latencyUs: job.nullLatencyUs } } : {}),
+  });
   try {
     const readOnly = job.rw === 'read' || job.rw === 'randread';
     const dev = await ring.open(target.path, { direct: job.direct, readOnly });
@@ -198,18 +202,21 @@ function runRaw(ring: Ring, dev: BlockDevice, job: JobSpec, w: Workload): Promis
   const raw = ring.raw;
   if (job.iodepth > raw.capacity) throw new RangeError(`--iodepth for --api raw is at most ${raw.capacity}`);
   const mem = alignedBuffer(job.iodepth * job.bs);
-  raw.registerBuffers([mem]);
+  const registered = raw.registerBuffers([mem], { fixed: job.fixed });
   const sq = raw.sq;
   const submitted = new Float64Array(job.iodepth); // per slot: when its request was submitted
   const isWrite = new Uint8Array(job.iodepth);
   const bs = job.bs;
   const run = new Run(job);
   let inflight = 0;
+  let records = 0;
+  const every = job.orderedEvery;
 
   const prepare = (slot: number, id: number): void => {
     w.next();
     isWrite[id] = w.write ? 1 : 0;
-    raw.prepare(slot, id, w.write ? OP.write : OP.read, dev, 0, id * bs, bs, w.offset);
+    const tag = every && ++records % every === 0 ? TAG.ordered : TAG.simple;
+    raw.prepare(slot, id, w.write ? OP.write : OP.read, dev, 0, id * bs, bs, w.offset, tag);
   };
   const submit = (count: number): void => {
     raw.submit(count);
@@ -251,7 +258,8 @@ function runRaw(ring: Ring, dev: BlockDevice, job: JobSpec, w: Workload): Promis
         flush();
         if (inflight === 0) {
           raw.onComplete = null;
-          resolve(run.result('raw API: one timestamp per submission call and per completion callback'));
+          const unfixed = job.fixed && !registered && ring.engine === 'io_uring' ? '; fixed buffers: kernel registration failed, plain buffers used' : '';
+          resolve(run.result(`raw API: one timestamp per submission call and per completion callback${unfixed}`));
         }
       } catch (e) {
         raw.onComplete = null;

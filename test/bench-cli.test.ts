@@ -106,6 +106,37 @@ describe('blockring-bench CLI', () => {
     expect(r.stderr).toMatch(/--rw: 'sideways' is not one of/);
   });
 
+  it('list values of --engine/--fixed/--ordered_every run one job each, and are the contenders of --compare', () => {
+    const f = path.join(t.dir, 'f');
+    const r = bench(['--engine', 'null', '--ordered_every', '0,4', '--null_latency', '0', '--iodepth', '8', '--size', '64k',
+      '--requests', '200000', '--json', '--filename', f]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const jobs = (JSON.parse(r.stdout) as { results: Result[] }).results;
+    expect(jobs.map((x) => x.job.orderedEvery)).toEqual([0, 4]);
+    for (const x of jobs) {
+      checkCounts(x);
+      expect(x.ios).toBe(200000);
+      expect(x.contender).toBe('blockring raw (null)');
+    }
+    const out = path.join(t.dir, 'ab');
+    const c = bench(['--compare', '--fixed', '1,0', '--size', '256k', '--runtime', '0.1', '--rounds', '2',
+      '--filename', f, '--out', out, '--json']);
+    expect(c.status).toBe(0);
+    const rep = JSON.parse(c.stdout) as {
+      jobs: { contenders: { name: string; ratiosPerRound: number[]; rounds: (Result | { error: string })[] }[] }[];
+    };
+    expect(rep.jobs).toHaveLength(1);
+    const [a, b] = rep.jobs[0]!.contenders;
+    expect([a!.name, b!.name]).toEqual(['blockring raw fixed=1', 'blockring raw fixed=0']);
+    expect(b!.ratiosPerRound).toHaveLength(2);
+    for (const x of [...a!.rounds, ...b!.rounds]) {
+      if ('error' in x) throw new Error(x.error);
+      checkCounts(x);
+    }
+    expect(bench(['--fixed', '0', '--api', 'promise']).stderr).toMatch(/apply to --api raw only/);
+  });
+
   it('--compare writes a JSON report and an SVG chart', () => {
     const out = path.join(t.dir, 'cmp');
     const r = bench(['--compare', '--iodepth', '1,2', '--size', '256k', '--runtime', '0.1', '--rounds', '1',
