@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { abortError, BlockIoError, BlockringError, checkSignal, errnoName } from './errors';
+import { abortError, BlockIoError, BlockringError, checkSignal, deviceClosed, errnoName } from './errors';
 import { mapDevice, type MappedRegion, type MapOptions } from './mapped-region';
 import { native, type DeviceInfo } from './native';
 import { FLAG, OP } from './records';
@@ -255,7 +255,7 @@ export class BlockDevice {
     return this.#run(async () => {
       const start = checkUint(offset, 'offset');
       const len = checkUint(length, 'length');
-      if (this.#closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+      if (this.#closing) throw deviceClosed(this.path);
       const end = Math.min(start + len, this.size);
       const out: Extent[] = [];
       if (start >= end) return out;
@@ -294,7 +294,7 @@ export class BlockDevice {
 
   /** Memory-maps a range of the device (see MappedRegion). The mapping outlives close(). */
   map(options?: MapOptions): MappedRegion {
-    if (this.#closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    if (this.#closing) throw deviceClosed(this.path);
     return mapDevice({ fd: this.#owner._deviceFd(this), path: this.path, size: this.size, readOnly: this.readOnly }, options);
   }
 
@@ -321,7 +321,7 @@ export class BlockDevice {
 
   /** @internal The open fd (servers duplicate it; it stays the ring's). */
   _fd(): number {
-    if (this.#closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    if (this.#closing) throw deviceClosed(this.path);
     return this.#owner._deviceFd(this);
   }
 
@@ -346,7 +346,7 @@ export class BlockDevice {
   }
 
   #checkUsable(op: number): void {
-    if (this.#closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    if (this.#closing) throw deviceClosed(this.path);
     if (op !== OP.read && op !== OP.flush && this.readOnly) {
       throw new BlockringError('ERR_READ_ONLY', `device '${this.path}' is open read-only`);
     }

@@ -66,6 +66,11 @@ export class BlockringError extends Error {
   }
 }
 
+/** The one error every use of a closed device (file, block device or image) gets. */
+export function deviceClosed(path: string): BlockringError {
+  return new BlockringError('ERR_DEVICE_CLOSED', `device '${path}' is closed`);
+}
+
 /**
  * A request or batch given an aborted `signal`, as Node's own APIs reject:
  * `name` 'AbortError', `code` 'ABORT_ERR', the signal's reason as `cause`.

@@ -4,7 +4,7 @@ import type { WriteLog } from './write-log';
 import { Qcow2Device, type BackingDevice, type HostFile } from './format/qcow2';
 
 import { BlockDevice, DeviceTarget, type DeviceOwner, type NormalizedRequest, type RequestBuffers } from './block-device';
-import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, fromNative, rejectOnAbort } from './errors';
+import { abortError, type AbortError, BlockIoError, BlockringError, checkSignal, deviceClosed, fromNative, rejectOnAbort } from './errors';
 import { BufferPool } from './aligned';
 import { native, type DeviceInfo, type NativeNullOptions, type RecordFailure, type RingHandle } from './native';
 import { normalizeNullEngine, type NullEngineOptions } from './null-engine';
@@ -435,7 +435,7 @@ export class Ring implements DeviceOwner {
     const run = async (): Promise<void> => {
       this.#submitQueued();
       await this.#until(() => t.inflight === 0);
-      if (!this.#devices.has(dev)) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
+      if (!this.#devices.has(dev)) throw deviceClosed(dev.path);
       try {
         await this.#h.resizeDevice(dev.handle, size);
       } catch (e) {
@@ -465,7 +465,7 @@ export class Ring implements DeviceOwner {
   // only through the device, so it is always there until _closeDevice).
   #target(dev: BlockDevice): DeviceTarget {
     const t = this.#devices.get(dev);
-    if (!t) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${dev.path}' is closed`);
+    if (!t) throw deviceClosed(dev.path);
     return t;
   }
 

@@ -18,7 +18,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import type { BlockDevice, Extent, TagOption, WriteOptions, WriteZeroesOptions, FlushOptions } from '../block-device';
 import { addressAlignment } from '../aligned';
-import { abortError, BlockringError, checkSignal, rejectOnAbort } from '../errors';
+import { abortError, BlockringError, checkSignal, deviceClosed, rejectOnAbort } from '../errors';
 import { checkBool, checkOptions, checkTag, checkUint, checkView, checkViews, rangeError, typeError } from '../validate';
 import {
   INCOMPAT_COMPRESSION, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, INCOMPAT_EXTL2,
@@ -461,7 +461,7 @@ export class Qcow2Device {
   }
 
   #checkOpen(): void {
-    if (this.#closing) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${this.path}' is closed`);
+    if (this.#closing) throw deviceClosed(this.path);
   }
 
   #checkWritable(): void {

@@ -9,7 +9,7 @@
 // e.g. a writeLog or a qcow2 backing) are copied.
 import { BlockDevice } from '../block-device';
 import { Qcow2Device } from '../format/qcow2';
-import { BlockringError, fromNative } from '../errors';
+import { BlockringError, deviceClosed, fromNative } from '../errors';
 import { native, type VhostUserBlkHandle } from '../native';
 import { ENGINES, type EngineName } from '../ring';
 import { checkBool, checkOptions, rangeError, typeError } from '../validate';
@@ -83,7 +83,7 @@ export function serveVhostUserBlk(device: BlockDevice | Qcow2Device, options: Vh
   if (!(device instanceof BlockDevice) && !qcow2) {
     throw typeError('ERR_INVALID_ARG_TYPE', 'device must be a BlockDevice or a Qcow2Device');
   }
-  if (device.closed) throw new BlockringError('ERR_DEVICE_CLOSED', `device '${device.path}' is closed`);
+  if (device.closed) throw deviceClosed(device.path);
   const o = checkOptions(options, 'options', OPTION_KEYS);
   if (typeof o.socket !== 'string' || o.socket.length === 0) {
     throw typeError('ERR_INVALID_ARG_TYPE', 'options.socket must be a non-empty string');
