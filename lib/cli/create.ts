@@ -1,7 +1,6 @@
 // blockring create IMAGE --format qcow2 [--size SIZE] [--backing PATH --backing-format FMT] [--cluster-size N]
-import { parseArgs } from 'node:util';
 import { createImage, type ImageFormat } from '../format/image';
-import type { Subcommand } from './subcommand';
+import { parseCommand, type Subcommand } from './subcommand';
 
 const HELP = `usage: blockring create IMAGE --format qcow2|raw [--size SIZE] [--backing PATH --backing-format FMT]
                         [--cluster-size BYTES] [--compat 0.10|1.1]
@@ -28,23 +27,16 @@ export const create: Subcommand = {
   name: 'create',
   summary: 'create a disk image (qcow2 overlay on a backing file, or raw)',
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        format: { type: 'string', short: 'f' },
-        size: { type: 'string', short: 's' },
-        backing: { type: 'string', short: 'b' },
-        'backing-format': { type: 'string', short: 'F' },
-        'cluster-size': { type: 'string' },
-        compat: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
+    const parsed = parseCommand(argv, {
+      format: { type: 'string', short: 'f' },
+      size: { type: 'string', short: 's' },
+      backing: { type: 'string', short: 'b' },
+      'backing-format': { type: 'string', short: 'F' },
+      'cluster-size': { type: 'string' },
+      compat: { type: 'string' },
+    }, HELP);
+    if (parsed === null) return 0;
+    const { values, positionals } = parsed;
     const [image, ...extra] = positionals;
     if (image === undefined || extra.length || values.format === undefined) {
       process.stderr.write(HELP);

@@ -5,13 +5,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parseArgs } from 'node:util';
 import zlib from 'node:zlib';
 
 import { Ring } from '../ring';
 import type { BlockDevice } from '../block-device';
 import { parseSize } from './create';
-import type { Subcommand } from './subcommand';
+import { parseCommand, type Subcommand } from './subcommand';
 
 const HELP = `usage: blockring image write SOURCE TARGET [--verify] [--depth N] [--block-size SIZE]
 
@@ -170,20 +169,13 @@ export const image: Subcommand = {
   name: 'image',
   summary: 'write a raw or .gz disk image to a block device or file (image write SOURCE TARGET)',
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        verify: { type: 'boolean' },
-        depth: { type: 'string' },
-        'block-size': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
+    const parsed = parseCommand(argv, {
+      verify: { type: 'boolean' },
+      depth: { type: 'string' },
+      'block-size': { type: 'string' },
+    }, HELP);
+    if (parsed === null) return 0;
+    const { values, positionals } = parsed;
     const [action, source, target, ...extra] = positionals;
     if (action !== 'write' || source === undefined || target === undefined || extra.length) {
       process.stderr.write(HELP);

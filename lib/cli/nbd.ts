@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { typeError } from '../validate';
 import { serveNbd, type NbdTlsOptions } from '../server/nbd/server';
 import { openServedImage, serveUntilSignal, servingOptions } from './serve';
-import type { Subcommand } from './subcommand';
+import { parseCommand, type Subcommand } from './subcommand';
 
 const USAGE = `usage: blockring nbd IMAGE [--socket PATH | --listen HOST:PORT] [options]
 
@@ -56,24 +55,18 @@ export const nbd: Subcommand = {
   name: 'nbd',
   summary: 'export an image over NBD (unix socket or TCP)',
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        ...servingOptions,
-        listen: { type: 'string' },
-        name: { type: 'string', default: '' },
-        cache: { type: 'string', default: 'writeback' },
-        tls: { type: 'string' },
-        'tls-creds': { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-      },
-    });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
+    const parsed = parseCommand(argv, {
+      ...servingOptions,
+      listen: { type: 'string' },
+      name: { type: 'string', default: '' },
+      cache: { type: 'string', default: 'writeback' },
+      tls: { type: 'string' },
+      'tls-creds': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+    }, USAGE);
+    if (parsed === null) return 0;
+    const { values, positionals } = parsed;
     const image = positionals[0];
     if (positionals.length !== 1 || image === undefined || (values.socket && values.listen)) {
       process.stderr.write(USAGE);

@@ -11,7 +11,6 @@ export const servingOptions = {
   format: { type: 'string', default: 'raw' },
   'read-only': { type: 'boolean', default: false },
   engine: { type: 'string' },
-  help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
 export interface ServedImage {

@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
 
 import type { EngineName } from '../ring';
 import { serveVhostUserBlk } from '../server/vhost-user-blk';
 import { openServedImage, serveUntilSignal, servingOptions } from './serve';
-import type { Subcommand } from './subcommand';
+import { parseCommand, type Subcommand } from './subcommand';
 
 const USAGE = `usage: blockring vhost-user-blk IMAGE --socket PATH [options]
 
@@ -23,19 +22,13 @@ export const vhostUserBlk: Subcommand = {
   name: 'vhost-user-blk',
   summary: 'serve an image to a VM over vhost-user-blk',
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        ...servingOptions,
-        'num-queues': { type: 'string', default: '1' },
-        direct: { type: 'boolean', default: false },
-      },
-    });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
+    const parsed = parseCommand(argv, {
+      ...servingOptions,
+      'num-queues': { type: 'string', default: '1' },
+      direct: { type: 'boolean', default: false },
+    }, USAGE);
+    if (parsed === null) return 0;
+    const { values, positionals } = parsed;
     const image = positionals[0];
     if (positionals.length !== 1 || image === undefined || !values.socket) {
       process.stderr.write(USAGE);
