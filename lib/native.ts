@@ -168,6 +168,10 @@ export interface NativeBinding {
   RingHandle: new (options: RingHandleOptions) => RingHandle;
   /** The deepest ring (options.depth), native/engine/factory.h kMaxDepth. */
   readonly maxDepth: number;
+  /** options.threads' bound, kMaxThreads there. */
+  readonly maxThreads: number;
+  /** options.directSubmitBatch's bound, kMaxDirectSubmitBatch there. */
+  readonly maxDirectSubmitBatch: number;
   allocAligned(size: number, alignment: number, v8Only: boolean): AlignedAllocation;
   addressAlignment(view: ArrayBufferView): number;
   MappedRegion: {

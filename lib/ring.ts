@@ -206,12 +206,13 @@ export class Ring implements DeviceOwner {
       throw typeError('ERR_INVALID_ARG_VALUE', `unknown engine '${engine}' (expected one of ${ENGINES.join(', ')})`);
     }
     const threads = o.threads === undefined ? 4 : checkUint(o.threads, 'options.threads');
-    if (threads < 1 || threads > 1024) {
-      throw rangeError('ERR_OUT_OF_RANGE', `options.threads must be from 1 to 1024, got ${threads}`);
+    if (threads < 1 || threads > native.maxThreads) {
+      throw rangeError('ERR_OUT_OF_RANGE', `options.threads must be from 1 to ${native.maxThreads}, got ${threads}`);
     }
     const directSubmitBatch = o.directSubmitBatch === undefined ? 2 : checkUint(o.directSubmitBatch, 'options.directSubmitBatch');
-    if (directSubmitBatch > 65536) {
-      throw rangeError('ERR_OUT_OF_RANGE', `options.directSubmitBatch must be at most 65536, got ${directSubmitBatch}`);
+    if (directSubmitBatch > native.maxDirectSubmitBatch) {
+      throw rangeError('ERR_OUT_OF_RANGE',
+        `options.directSubmitBatch must be at most ${native.maxDirectSubmitBatch}, got ${directSubmitBatch}`);
     }
     const pollMicros = o.pollMicros === undefined ? 0 : checkUint(o.pollMicros, 'options.pollMicros');
     if (pollMicros > 1e6) throw rangeError('ERR_OUT_OF_RANGE', `options.pollMicros must be at most 1000000, got ${pollMicros}`);

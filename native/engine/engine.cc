@@ -3,12 +3,11 @@
 #include <errno.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
-#include <thread>
 
 #include "../kernel/eventfd.h"
 #include "../kernel/file.h"
+#include "../kernel/thread.h"
 
 namespace blockring {
 namespace {
@@ -518,7 +517,7 @@ void Engine::Drain(CompletionSink* sink) {
         backend_->Wait();
       } else {
         // Submission refused for now; try again shortly.
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        SleepMs(1);
       }
     }
   }
