@@ -174,6 +174,7 @@ export class Qcow2Device {
   #cow: CowMap | null = null; // the live mapping (qcow2-map.ts)
   #native: NativeImage | null = null; // the engine's cluster map of this image
   readonly #resolveErrors = new Map<string, Error>(); // a parked request's coded error, for its Promise
+  #parkedWrites: ParkedRequest[] = []; // parked in this wakeup, allocated together (#allocateParked)
 
   private constructor(file: HostFile, h: Qcow2Header, backing: BackingDevice | null, o: Qcow2Options,
     head: Buffer, l1: Buffer, reftable: Buffer, fileSize: number) {
@@ -614,6 +615,16 @@ export class Qcow2Device {
 
   /** @internal The engine parked a request on this image: resolve what it needs, then resume it. */
   _resolve(p: ParkedRequest): void {
+    if (p.op === OP_WRITE && !p.fua) {
+      // Every write parked in one wakeup (the ring delivers them in one
+      // pass) is allocated by one synchronous step once the pass is over.
+      if (this.#parkedWrites.push(p) === 1) queueMicrotask(this.#allocateParked);
+      return;
+    }
+    this.#resolveOne(p);
+  }
+
+  #resolveOne(p: ParkedRequest): void {
     this.#resolve(p).catch((e: unknown) => {
       if (p.op === OP_READ || p.op === OP_WRITE) {
         if (this.#resolveErrors.size > 64) this.#resolveErrors.clear();
@@ -687,6 +698,133 @@ export class Qcow2Device {
     await this.#write(buf, off);
     if (p.fua) await this.#flush();
     return p.finish(end - off);
+  }
+
+  /**
+   * The parked writes of one wakeup. Those whose clusters are writable
+   * already, or are fresh clusters that read as zeros (no backing data
+   * there: nothing to copy) and whose L2 table and refcount blocks are
+   * cached, are allocated here with no await: one run of new host clusters
+   * for all of them (refcounts set first, then the L2 entries, in cache;
+   * a fresh cluster past the end of the file reads as zeros until its data
+   * lands, as before), each table pushed to the engine once, then every
+   * request retried. The rest take #resolve, one by one.
+   */
+  readonly #allocateParked = (): void => {
+    const ps = this.#parkedWrites;
+    this.#parkedWrites = [];
+    if (!this.#mapOn() || this.readOnly || this.corrupt) {
+      for (const p of ps) this.#resolveOne(p);
+      return;
+    }
+    const cs = this.#cs;
+    const per = this.#l2Entries;
+    const fresh: number[] = []; // guest clusters to allocate, in order of first use
+    const freshTable: Table[] = [];
+    const freshOld: Mapping[] = [];
+    const seen = new Set<number>();
+    const tables = new Map<number, Table>(); // L1 slot -> table touched
+    const ready: ParkedRequest[] = [];
+    for (const p of ps) {
+      const end = Math.min(p.offset + p.length, this.#size);
+      const firstVc = Math.floor(p.offset / cs);
+      const lastVc = Math.floor((end - 1) / cs);
+      let ok = end > p.offset && Math.floor(lastVc / per) - Math.floor(firstVc / per) < MAX_MAP_TABLES;
+      const mark = fresh.length;
+      for (let vc = firstVc; ok && vc <= lastVc; vc++) {
+        if (seen.has(vc)) continue; // an earlier request of this batch allocates it
+        const slot = Math.floor(vc / per);
+        let t = tables.get(slot);
+        if (!t) {
+          const l2 = this.#l1Offset(slot);
+          t = l2 ? this.#cache.peek(l2) : undefined;
+        }
+        if (!t || this.#clusterLocks.has(vc)) {
+          ok = false; // no table yet (or not cached), or #resolve is allocating this cluster
+          break;
+        }
+        let m: Mapping;
+        try {
+          m = this.#decode(t, vc, 0, true);
+        } catch {
+          ok = false; // a bad entry: #resolve reports it
+          break;
+        }
+        tables.set(slot, t);
+        if (m.kind === 'data' && m.copied) continue;
+        if (m.kind !== 'zero' && !(m.kind === 'unallocated' && this.#backingEmptyAt(vc))) {
+          ok = false; // its content has to be copied first
+          break;
+        }
+        fresh.push(vc);
+        freshTable.push(t);
+        freshOld.push(m);
+      }
+      if (!ok) {
+        fresh.length = freshTable.length = freshOld.length = mark;
+        this.#resolveOne(p);
+        continue;
+      }
+      for (let k = mark; k < fresh.length; k++) seen.add(fresh[k]!);
+      ready.push(p);
+    }
+    const n = fresh.length;
+    if (n) {
+      // Refcount blocks for the run, all cached, or the batch waits for them.
+      const first = this.#nextFree;
+      const blocks: Table[] = [];
+      for (let s = Math.floor(first / this.#refPerBlock); s <= Math.floor((first + n - 1) / this.#refPerBlock); s++) {
+        const rb = this.#reftableEntry(s);
+        const t = rb ? this.#cache.peek(rb) : undefined;
+        if (!t) {
+          this.#refblock(s).then(() => this.#retryParked(ready), (e: unknown) => this.#failParked(ready, e));
+          return;
+        }
+        blocks.push(t);
+      }
+      this.#nextFree += n;
+      this.#hostEnd = this.#nextFree * cs;
+      const base = Math.floor(first / this.#refPerBlock);
+      for (let c = first; c < first + n; c++) {
+        const b = blocks[Math.floor(c / this.#refPerBlock) - base]!;
+        const i = c % this.#refPerBlock;
+        const next = this.#getRef(b.buf, i) + 1;
+        if (next >= 2 ** Math.min(this.#refBits, 32)) {
+          this.#failParked(ready, this.#corrupt(`refcount of cluster ${c} would become ${next}`));
+          return;
+        }
+        this.#setRef(b.buf, i, next);
+      }
+      for (const b of blocks) this.#cache.markDirty(b);
+      // The refcounts are set (in cache): now the pointers.
+      for (let k = 0; k < n; k++) {
+        const vc = fresh[k]!;
+        const t = freshTable[k]!;
+        this.#setEntry(t.buf, (vc % per) * 8, (first + k) * cs, FLAG_COPIED);
+        if (freshOld[k]!.kind !== 'unallocated') this.#freeLater(freshOld[k]!);
+      }
+    }
+    for (const t of new Set(freshTable)) this.#cache.markDirty(t);
+    const native = this.#native!;
+    for (const [slot, t] of tables) {
+      if (!native.has(slot)) this.#installTable(slot, t);
+      else for (let k = 0; k < n; k++) if (Math.floor(fresh[k]! / per) === slot) native.set(fresh[k]!, this.#probe(t, fresh[k]!));
+    }
+    for (const p of ready) p.retry();
+    if (n) this.#maybeWriteback();
+  };
+
+  /** Puts parked writes back in the queue (what they waited for is cached now). */
+  #retryParked(ps: ParkedRequest[]): void {
+    for (const p of ps) this._resolve(p);
+  }
+
+  #failParked(ps: ParkedRequest[], e: unknown): void {
+    for (const p of ps) {
+      if (this.#resolveErrors.size > 64) this.#resolveErrors.clear();
+      this.#resolveErrors.set(`write:${p.offset}:${p.length}`, e as Error);
+      p.finish(-errnoOf(e));
+    }
   }
 
   #checkWritableOpen(): void {
