@@ -94,6 +94,8 @@ export interface RingHandle {
   imageReset(handle: number, size: number): void;
   /** Retries a parked request, or finishes it with result; false when it is no longer parked. */
   resumeParked(token: number, retry: boolean, result: number): boolean;
+  /** Retries tokens[0..count) (parked requests), then submits and wakes once. */
+  retryParkedMany(tokens: Uint32Array, count: number): void;
   /** Copies between a parked transfer's buffers and buffer; returns the bytes copied. */
   parkedCopy(token: number, buffer: ArrayBufferView, toRequest: boolean): number;
   deviceInflight(handle: number): number;

@@ -664,6 +664,7 @@ export class Ring implements DeviceOwner {
       set: (cluster, entry) => h.imageSet(handle, cluster, entry),
       has: (table) => h.imageHas(handle, table),
       reset: (size) => h.imageReset(handle, size),
+      retryAll: (tokens, count) => h.retryParkedMany(tokens, count),
       submit: (op, buffers, offset, length, tag, flags) => this._request(target, OP[op], op, tag, flags, buffers, offset, length, null),
       exportImage: () => h.exportImage(handle),
       close: async () => {
@@ -683,7 +684,7 @@ export class Ring implements DeviceOwner {
     const op = word % 8;
     const flags = Math.floor(word / 8) % 8;
     const p = {
-      op, offset, length: Math.floor(word / 64), fua: (flags & FLAG.fua) !== 0,
+      token, op, offset, length: Math.floor(word / 64), fua: (flags & FLAG.fua) !== 0,
       retry: () => void h.resumeParked(token, true, 0),
       finish: (result: number) => void h.resumeParked(token, false, result),
       copy: (b: Buffer, toRequest: boolean) => h.parkedCopy(token, b, toRequest),

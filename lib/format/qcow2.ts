@@ -63,6 +63,8 @@ export interface NativeImage {
   /** Whether the map holds the table (then it is current: every change was pushed). */
   has(table: number): boolean;
   reset(size: number): void;
+  /** Retries the parked requests tokens[0..count) (ParkedRequest.token), submitting once. */
+  retryAll(tokens: Uint32Array, count: number): void;
   /**
    * A request on the image handle, scheduled by the engine with its tag as a
    * raw record there is; reads and writes are split by the cluster map, the
@@ -78,6 +80,8 @@ export interface NativeImage {
 
 /** A request the engine parked on this image (ring.ts decodes the record). */
 export interface ParkedRequest {
+  /** The ring engine's name for it (NativeImage.retryAll); none for a vhost-user-blk server's. */
+  token?: number;
   op: number; // records.ts OP
   offset: number;
   length: number;
@@ -181,6 +185,7 @@ export class Qcow2Device {
   #native: NativeImage | null = null; // the engine's cluster map of this image
   readonly #resolveErrors = new Map<string, Error>(); // a parked request's coded error, for its Promise
   #parkedWrites: ParkedRequest[] = []; // parked in this wakeup, allocated together (#allocateParked)
+  #retryTokens = new Uint32Array(64);
 
   private constructor(file: HostFile, h: Qcow2Header, backing: BackingDevice | null, o: Qcow2Options,
     head: Buffer, l1: Buffer, reftable: Buffer, fileSize: number) {
@@ -841,7 +846,13 @@ export class Qcow2Device {
       if (!native.has(slot)) this.#installTable(slot, t);
       else for (let k = 0; k < n; k++) if (Math.floor(fresh[k]! / per) === slot) native.set(fresh[k]!, this.#probe(t, fresh[k]!));
     }
-    for (const p of ready) p.retry();
+    if (this.#retryTokens.length < ready.length) this.#retryTokens = new Uint32Array(ready.length * 2);
+    let count = 0;
+    for (const p of ready) {
+      if (p.token === undefined) p.retry();
+      else this.#retryTokens[count++] = p.token;
+    }
+    native.retryAll(this.#retryTokens, count);
     if (n) this.#maybeWriteback();
   };
 

@@ -39,6 +39,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::ImageHas>("imageHas"),
                          InstanceMethod<&RingHandle::ImageReset>("imageReset"),
                          InstanceMethod<&RingHandle::ResumeParked>("resumeParked"),
+                         InstanceMethod<&RingHandle::RetryParkedMany>("retryParkedMany"),
                          InstanceMethod<&RingHandle::ParkedCopy>("parkedCopy"),
                          InstanceMethod<&RingHandle::DeviceInflight>("deviceInflight"),
                          InstanceMethod<&RingHandle::ExportImage>("exportImage"),

@@ -486,11 +486,11 @@ Request* Engine::Unpark(uint32_t token) {
 
 void Engine::Wake() { EventfdSignal(eventfd_); }
 
-bool Engine::RetryParked(uint32_t token) {
+bool Engine::RetryParked(uint32_t token, bool wake) {
   Request* r = Unpark(token);
   if (!r) return false;
   Translate(r);
-  EventfdSignal(eventfd_);
+  if (wake) EventfdSignal(eventfd_);
   return true;
 }
 
