@@ -26,7 +26,7 @@ import {
 } from './qcow2-header';
 import { ioBuffer, MetadataCache, type Table } from './metadata-cache';
 import { TaskGate } from './task-gate';
-import { FLAG, OP } from '../records';
+import { FLAG, OP, TAG } from '../records';
 import type { MappedRegion } from '../mapped-region';
 import { CowMap, type CowHost, type Qcow2MapOptions } from './qcow2-map';
 import type { LoggableDevice } from '../write-log';
@@ -402,7 +402,7 @@ export class Qcow2Device {
     return this.#call(() => {
       const n = checkUint(size, 'size');
       this.#checkWritable();
-      return this.#gate.run(1, () => this.#resize(n));
+      return this.#gate.run(TAG.ordered, () => this.#resize(n));
     });
   }
 
@@ -453,7 +453,7 @@ export class Qcow2Device {
       throw new BlockringError('ERR_NOT_SUPPORTED', `'${this.path}': only a raw backing file can be mapped`);
     }
     if (this.#extL2) throw new BlockringError('ERR_NOT_SUPPORTED', `'${this.path}': subclusters cannot be mapped`);
-    return this.#gate.run(1, async () => {
+    return this.#gate.run(TAG.ordered, async () => {
       if (this.#cow && !this.#cow.detached) throw new BlockringError('ERR_ALREADY_MAPPED', `'${this.path}' is already mapped`);
       const { map, region } = await CowMap.create(this.#cowHost(), options);
       this.#cow = map;
@@ -673,13 +673,13 @@ export class Qcow2Device {
   async #resolve(p: ParkedRequest): Promise<void> {
     const { op, offset: off, length: len } = p;
     if (op === OP_FLUSH) {
-      await this.#gate.run(0, () => this.#flush());
+      await this.#gate.run(TAG.simple, () => this.#flush());
       return p.finish(0);
     }
     if (op !== OP_READ) this.#checkWritableOpen();
     if (op === OP_DISCARD || op === OP_WRITE_ZEROES) {
       this.#checkRange(off, len, op === OP_DISCARD ? 'discard' : 'writeZeroes');
-      await this.#gate.run(0, () => this.#zero(off, len));
+      await this.#gate.run(TAG.simple, () => this.#zero(off, len));
       return p.finish(len);
     }
     const end = Math.min(off + len, this.#size);
@@ -1578,7 +1578,7 @@ export class Qcow2Device {
         if (cur.kind !== 'unallocated') this.#freeLater(cur);
         this.#maybeWriteback();
       }),
-      run: (fn) => this.#gate.run(0, fn),
+      run: (fn) => this.#gate.run(TAG.simple, fn),
       flush: () => this.flush(),
     };
   }

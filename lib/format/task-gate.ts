@@ -6,6 +6,8 @@
 //   HEAD     runs at once; newer requests treat it as older.
 // With no ORDERED or HEAD pending a SIMPLE request runs at once in O(1).
 
+import { TAG } from '../records';
+
 interface Dormant {
   tag: number;
   start: () => void;
@@ -17,9 +19,9 @@ export class TaskGate {
   readonly #dormant: Dormant[] = []; // FIFO
   #idleWaiters: Array<() => void> = [];
 
-  /** Runs fn once the tag's rule allows (0 simple, 1 ordered, 2 head); settles with its result. */
+  /** Runs fn once the tag's (records.ts TAG) rule allows; settles with its result. */
   run<T>(tag: number, fn: () => Promise<T>): Promise<T> {
-    if (tag === 2 || (this.#dormant.length === 0 && (tag === 0 ? this.#barriers === 0 : this.#active === 0))) {
+    if (tag === TAG.head || (this.#dormant.length === 0 && (tag === TAG.simple ? this.#barriers === 0 : this.#active === 0))) {
       return this.#start(tag, fn);
     }
     return new Promise<T>((resolve, reject) => {
@@ -35,12 +37,12 @@ export class TaskGate {
   }
 
   leaveSimple(): void {
-    this.#done(0);
+    this.#done(TAG.simple);
   }
 
   #start<T>(tag: number, fn: () => Promise<T>): Promise<T> {
     this.#active++;
-    if (tag !== 0) this.#barriers++;
+    if (tag !== TAG.simple) this.#barriers++;
     let p: Promise<T>;
     try {
       p = fn();
@@ -58,13 +60,13 @@ export class TaskGate {
 
   #done(tag: number): void {
     this.#active--;
-    if (tag !== 0) this.#barriers--;
+    if (tag !== TAG.simple) this.#barriers--;
     while (this.#dormant.length) {
       const d = this.#dormant[0]!;
-      if (d.tag === 0 ? this.#barriers !== 0 : this.#active !== 0) break;
+      if (d.tag === TAG.simple ? this.#barriers !== 0 : this.#active !== 0) break;
       this.#dormant.shift();
       d.start();
-      if (d.tag !== 0) break; // an ORDERED request now holds back everything newer
+      if (d.tag !== TAG.simple) break; // an ORDERED request now holds back everything newer
     }
     if (this.#active === 0 && this.#dormant.length === 0 && this.#idleWaiters.length) {
       const w = this.#idleWaiters;
