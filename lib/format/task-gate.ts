@@ -1,6 +1,8 @@
-// SCSI task attributes (README "Ordering") for a device implemented in
-// TypeScript (qcow2), whose guest requests do not pass through the
-// engine's scheduler. The same rules as native/engine/scheduler.h:
+// SCSI task attributes (README "Ordering") for the qcow2 requests the
+// engine's scheduler does not see: resize and close, calls with a signal,
+// and every call while the image is mapped, has extended L2 entries or
+// records a writeLog (the rest go to the engine with their tags). The same
+// rules as native/engine/scheduler.h:
 //   SIMPLE   runs once every older ORDERED and HEAD OF QUEUE finished;
 //   ORDERED  runs once every older request finished; newer ones wait for it;
 //   HEAD     runs at once; newer requests treat it as older.
