@@ -665,7 +665,7 @@ export class Ring implements DeviceOwner {
       has: (table) => h.imageHas(handle, table),
       reset: (size) => h.imageReset(handle, size),
       retryAll: (tokens, count) => h.retryParkedMany(tokens, count),
-      submit: (op, buffers, offset, length) => this._request(target, OP[op], op, 0, 0, buffers, offset, length, null),
+      submit: (op, buffers, offset, length, tag, flags) => this._request(target, OP[op], op, tag, flags, buffers, offset, length, null),
       exportImage: () => h.exportImage(handle),
       close: async () => {
         this.#submitQueued();
