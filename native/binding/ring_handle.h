@@ -44,6 +44,7 @@ class RingHandle final : public TaggedWrap<RingHandle>, private CompletionListen
   // deviceFd(handle) (device_files.cc): the fd the engine owns; JS keeps none.
   Napi::Value DeviceFd(const Napi::CallbackInfo& info);
   Napi::Value SubmitRaw(const Napi::CallbackInfo& info);
+  Napi::Value Reap(const Napi::CallbackInfo& info);
   Napi::Value RegisterBuffers(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Cancel(const Napi::CallbackInfo& info);
@@ -75,6 +76,9 @@ class RingHandle final : public TaggedWrap<RingHandle>, private CompletionListen
   // its message names requests[index].
   static Napi::Array FailuresToJs(Napi::Env env, const std::vector<Failure>& failures, bool batch);
   void OnReadable() override;
+  // A wakeup's reap loop: every batch of completions to JS, one callback
+  // each (OnReadable, and reap() from JS). Returns how many were delivered.
+  size_t DeliverCompleted();
   void OnEnvTeardown() override { Teardown(); }
   void UpdateRefs();
   void Teardown();
