@@ -16,6 +16,7 @@
         "native/kernel/file.cc",
         "native/kernel/cow_fault.cc",
         "native/kernel/socket.cc",
+        "native/kernel/thread.cc",
         "native/engine/scheduler.cc",
         "native/engine/engine.cc",
         "native/format/cluster_map.cc",

@@ -96,6 +96,8 @@ export interface RingHandle {
   imageReset(handle: number, size: number): void;
   /** Retries a parked request, or finishes it with result; false when it is no longer parked. */
   resumeParked(token: number, retry: boolean, result: number): boolean;
+  /** Retries tokens[0..count) (parked requests), then submits and wakes once. */
+  retryParkedMany(tokens: Uint32Array, count: number): void;
   /** Copies between a parked transfer's buffers and buffer; returns the bytes copied. */
   parkedCopy(token: number, buffer: ArrayBufferView, toRequest: boolean): number;
   deviceInflight(handle: number): number;
@@ -170,6 +172,10 @@ export interface NativeBinding {
   RingHandle: new (options: RingHandleOptions) => RingHandle;
   /** The deepest ring (options.depth), native/engine/factory.h kMaxDepth. */
   readonly maxDepth: number;
+  /** options.threads' bound, kMaxThreads there. */
+  readonly maxThreads: number;
+  /** options.directSubmitBatch's bound, kMaxDirectSubmitBatch there. */
+  readonly maxDirectSubmitBatch: number;
   allocAligned(size: number, alignment: number, v8Only: boolean): AlignedAllocation;
   addressAlignment(view: ArrayBufferView): number;
   MappedRegion: {

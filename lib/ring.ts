@@ -206,12 +206,13 @@ export class Ring implements DeviceOwner {
       throw typeError('ERR_INVALID_ARG_VALUE', `unknown engine '${engine}' (expected one of ${ENGINES.join(', ')})`);
     }
     const threads = o.threads === undefined ? 4 : checkUint(o.threads, 'options.threads');
-    if (threads < 1 || threads > 1024) {
-      throw rangeError('ERR_OUT_OF_RANGE', `options.threads must be from 1 to 1024, got ${threads}`);
+    if (threads < 1 || threads > native.maxThreads) {
+      throw rangeError('ERR_OUT_OF_RANGE', `options.threads must be from 1 to ${native.maxThreads}, got ${threads}`);
     }
     const directSubmitBatch = o.directSubmitBatch === undefined ? 2 : checkUint(o.directSubmitBatch, 'options.directSubmitBatch');
-    if (directSubmitBatch > 65536) {
-      throw rangeError('ERR_OUT_OF_RANGE', `options.directSubmitBatch must be at most 65536, got ${directSubmitBatch}`);
+    if (directSubmitBatch > native.maxDirectSubmitBatch) {
+      throw rangeError('ERR_OUT_OF_RANGE',
+        `options.directSubmitBatch must be at most ${native.maxDirectSubmitBatch}, got ${directSubmitBatch}`);
     }
     const pollMicros = o.pollMicros === undefined ? 0 : checkUint(o.pollMicros, 'options.pollMicros');
     if (pollMicros > 1e6) throw rangeError('ERR_OUT_OF_RANGE', `options.pollMicros must be at most 1000000, got ${pollMicros}`);
@@ -663,7 +664,8 @@ export class Ring implements DeviceOwner {
       set: (cluster, entry) => h.imageSet(handle, cluster, entry),
       has: (table) => h.imageHas(handle, table),
       reset: (size) => h.imageReset(handle, size),
-      submit: (op, buffers, offset, length) => this._request(target, OP[op], op, 0, 0, buffers, offset, length, null),
+      retryAll: (tokens, count) => h.retryParkedMany(tokens, count),
+      submit: (op, buffers, offset, length, tag, flags) => this._request(target, OP[op], op, tag, flags, buffers, offset, length, null),
       exportImage: () => h.exportImage(handle),
       close: async () => {
         this.#submitQueued();
@@ -682,7 +684,7 @@ export class Ring implements DeviceOwner {
     const op = word % 8;
     const flags = Math.floor(word / 8) % 8;
     const p = {
-      op, offset, length: Math.floor(word / 64), fua: (flags & FLAG.fua) !== 0,
+      token, op, offset, length: Math.floor(word / 64), fua: (flags & FLAG.fua) !== 0,
       retry: () => void h.resumeParked(token, true, 0),
       finish: (result: number) => void h.resumeParked(token, false, result),
       copy: (b: Buffer, toRequest: boolean) => h.parkedCopy(token, b, toRequest),

@@ -26,6 +26,7 @@ import {
 } from './qcow2-header';
 import { ioBuffer, MetadataCache, type Table } from './metadata-cache';
 import { TaskGate } from './task-gate';
+import { FLAG, OP, TAG } from '../records';
 import type { MappedRegion } from '../mapped-region';
 import { CowMap, type CowHost, type Qcow2MapOptions } from './qcow2-map';
 import type { LoggableDevice } from '../write-log';
@@ -62,8 +63,15 @@ export interface NativeImage {
   /** Whether the map holds the table (then it is current: every change was pushed). */
   has(table: number): boolean;
   reset(size: number): void;
-  /** A read or write on the image handle, split by the engine. */
-  submit(op: 'read' | 'write', buffers: ArrayBufferView[], offset: number, length: number): Promise<number>;
+  /** Retries the parked requests tokens[0..count) (ParkedRequest.token), submitting once. */
+  retryAll(tokens: Uint32Array, count: number): void;
+  /**
+   * A request on the image handle, scheduled by the engine with its tag as a
+   * raw record there is; reads and writes are split by the cluster map, the
+   * rest (and what the map does not know) is parked for this layer.
+   */
+  submit(op: keyof typeof OP, buffers: ArrayBufferView[] | null, offset: number, length: number, tag: number, flags: number):
+    Promise<number>;
   /** Waits for the handle's requests (parked ones included), then closes it. */
   close(): Promise<void>;
   /** An id a vhost-user-blk server takes to serve this image in place (0: it cannot). */
@@ -72,6 +80,8 @@ export interface NativeImage {
 
 /** A request the engine parked on this image (ring.ts decodes the record). */
 export interface ParkedRequest {
+  /** The ring engine's name for it (NativeImage.retryAll); none for a vhost-user-blk server's. */
+  token?: number;
   op: number; // records.ts OP
   offset: number;
   length: number;
@@ -174,6 +184,8 @@ export class Qcow2Device {
   #cow: CowMap | null = null; // the live mapping (qcow2-map.ts)
   #native: NativeImage | null = null; // the engine's cluster map of this image
   readonly #resolveErrors = new Map<string, Error>(); // a parked request's coded error, for its Promise
+  #parkedWrites: ParkedRequest[] = []; // parked in this wakeup, allocated together (#allocateParked)
+  #retryTokens = new Uint32Array(64);
 
   private constructor(file: HostFile, h: Qcow2Header, backing: BackingDevice | null, o: Qcow2Options,
     head: Buffer, l1: Buffer, reftable: Buffer, fileSize: number) {
@@ -282,7 +294,8 @@ export class Qcow2Device {
       const b = toBuffer(checkView(buffer, 'buffer'));
       const off = checkUint(offset, 'offset');
       this.#checkDirect(off, [b]);
-      if (this.#simple(options, READ_KEYS)) return this.#submitNative('read', [b], off, b.length);
+      const tag = this.#transferTag(options, READ_KEYS);
+      if (tag >= 0) return this.#submitNative('read', [b], off, b.length, tag, 0);
       if (options === undefined && !this.#closing && !this.#cow && this.#gate.tryEnterSimple()) {
         // Hot path (SIMPLE, nothing ordered pending): no per-request closure through the gate.
         return this.#read(b, off).then((n) => {
@@ -302,7 +315,8 @@ export class Qcow2Device {
       const bs = checkViews(buffers, 'buffers').map(toBuffer);
       const off = checkUint(offset, 'offset');
       this.#checkDirect(off, bs);
-      if (this.#simple(options, READ_KEYS)) return this.#submitNative('read', bs, off, bs.reduce((n, b) => n + b.length, 0));
+      const tag = this.#transferTag(options, READ_KEYS);
+      if (tag >= 0) return this.#submitNative('read', bs, off, bs.reduce((n, b) => n + b.length, 0), tag, 0);
       return this.#op(checkOptions(options, 'options', READ_KEYS), false, async () => {
         const all = ioBuffer(bs.reduce((n, b) => n + b.length, 0));
         const n = await this.#read(all, off);
@@ -331,7 +345,12 @@ export class Qcow2Device {
   flush(options?: FlushOptions): Promise<void> {
     return this.#call(() => {
       const o = checkOptions(options, 'options', ['tag', 'signal', 'metadata']);
-      checkBool(o.metadata, 'options.metadata');
+      const metadata = checkBool(o.metadata, 'options.metadata');
+      const tag = this.#engineTag(o);
+      if (tag >= 0) {
+        this.#checkOpen();
+        return this.#submitNative('flush', null, 0, 0, tag, metadata ? FLAG.metadata : 0, false).then(() => undefined);
+      }
       return this.#op(o, false, () => this.#flush()).then(() => undefined);
     });
   }
@@ -342,17 +361,28 @@ export class Qcow2Device {
       const off = checkUint(offset, 'offset');
       const len = checkUint(length, 'length');
       this.#checkRange(off, len, 'discard');
-      return this.#op(checkOptions(options, 'options', READ_KEYS), true, () => this.#zero(off, len));
+      const o = checkOptions(options, 'options', READ_KEYS);
+      const tag = this.#engineTag(o);
+      if (tag >= 0) {
+        this.#checkWritable();
+        return this.#submitNative('discard', null, off, len, tag, 0, false);
+      }
+      return this.#op(o, true, () => this.#zero(off, len));
     });
   }
 
   writeZeroes(offset: number | bigint, length: number | bigint, options?: WriteZeroesOptions): Promise<number> {
     return this.#call(() => {
       const o = checkOptions(options, 'options', ['tag', 'signal', 'unmap']);
-      checkBool(o.unmap, 'options.unmap');
+      const unmap = checkBool(o.unmap, 'options.unmap');
       const off = checkUint(offset, 'offset');
       const len = checkUint(length, 'length');
       this.#checkRange(off, len, 'writeZeroes');
+      const tag = this.#engineTag(o);
+      if (tag >= 0) {
+        this.#checkWritable();
+        return this.#submitNative('writeZeroes', null, off, len, tag, unmap ? FLAG.unmap : 0, false);
+      }
       return this.#op(o, true, () => this.#zero(off, len));
     });
   }
@@ -372,7 +402,7 @@ export class Qcow2Device {
     return this.#call(() => {
       const n = checkUint(size, 'size');
       this.#checkWritable();
-      return this.#gate.run(1, () => this.#resize(n));
+      return this.#gate.run(TAG.ordered, () => this.#resize(n));
     });
   }
 
@@ -423,7 +453,7 @@ export class Qcow2Device {
       throw new BlockringError('ERR_NOT_SUPPORTED', `'${this.path}': only a raw backing file can be mapped`);
     }
     if (this.#extL2) throw new BlockringError('ERR_NOT_SUPPORTED', `'${this.path}': subclusters cannot be mapped`);
-    return this.#gate.run(1, async () => {
+    return this.#gate.run(TAG.ordered, async () => {
       if (this.#cow && !this.#cow.detached) throw new BlockringError('ERR_ALREADY_MAPPED', `'${this.path}' is already mapped`);
       const { map, region } = await CowMap.create(this.#cowHost(), options);
       this.#cow = map;
@@ -515,7 +545,8 @@ export class Qcow2Device {
     this.#checkWritable();
     this.#checkRange(off, b.length, 'write');
     this.#checkDirect(off, parts);
-    if (!fua && this.#simple(o, WRITE_KEYS)) return this.#submitNative('write', parts, off, b.length);
+    const tag = this.#transferTag(o, WRITE_KEYS);
+    if (tag >= 0) return this.#submitNative('write', parts, off, b.length, tag, fua ? FLAG.fua : 0);
     return this.#op(o, true, async () => {
       await this.#write(b, off);
       if (fua) await this.#flush();
@@ -558,24 +589,32 @@ export class Qcow2Device {
     return this.#native !== null && !this.#cow && !this.#extL2;
   }
 
-  // A SIMPLE read or write with no options the engine does not take goes
-  // to the native handle, counted in the gate so ORDERED work waits for it.
-  #simple(options: unknown, keys: readonly string[]): boolean {
-    if (!this.#mapOn() || this.#closing) return false;
-    if (options !== undefined) {
-      const o = checkOptions(options, 'options', keys);
-      if ((o.tag !== undefined && o.tag !== 'simple') || o.fua || (o as { signal?: unknown }).signal !== undefined) return false;
-    }
-    return this.#gate.tryEnterSimple();
+  // One scheduler for tags: with the native map on, a request without a
+  // signal goes to the engine on the image handle with its tag and flags,
+  // exactly as a raw record on dev.handle does, so the two APIs order with
+  // each other as on a raw device. The engine splits reads and writes by the
+  // map and parks the rest (flush, discard, write-zeroes, FUA writes, what
+  // the map does not know) for _resolve. -1: this layer's gate runs it.
+  #engineTag(o: { tag?: unknown; signal?: unknown }): number {
+    if (!this.#mapOn() || this.#closing || o.signal !== undefined) return -1;
+    return checkTag(o.tag);
   }
 
-  #submitNative(op: 'read' | 'write', bufs: ArrayBufferView[], off: number, len: number): Promise<number> {
-    return this.#native!.submit(op, bufs, off, len).then((n) => {
-      this.#gate.leaveSimple();
+  // A read or write also counts in the gate while in the engine, so what
+  // the gate orders itself (resize, close) waits for it.
+  #transferTag(options: unknown, keys: readonly string[]): number {
+    const tag = this.#engineTag(options === undefined ? {} : checkOptions(options, 'options', keys));
+    return tag >= 0 && this.#gate.tryEnterSimple() ? tag : -1;
+  }
+
+  #submitNative(op: keyof typeof OP, bufs: ArrayBufferView[] | null, off: number, len: number, tag: number, flags: number,
+    counted = true): Promise<number> {
+    return this.#native!.submit(op, bufs, off, len, tag, flags).then((n) => {
+      if (counted) this.#gate.leaveSimple();
       return n;
     }, (e: unknown) => {
-      this.#gate.leaveSimple();
-      const key = `${op}:${off}:${len}`;
+      if (counted) this.#gate.leaveSimple();
+      const key = `${OP[op]}:${off}:${len}`;
       const coded = this.#resolveErrors.get(key);
       this.#resolveErrors.delete(key);
       throw coded ?? e;
@@ -614,11 +653,19 @@ export class Qcow2Device {
 
   /** @internal The engine parked a request on this image: resolve what it needs, then resume it. */
   _resolve(p: ParkedRequest): void {
+    if (p.op === OP_WRITE && !p.fua) {
+      // Every write parked in one wakeup (the ring delivers them in one
+      // pass) is allocated by one synchronous step once the pass is over.
+      if (this.#parkedWrites.push(p) === 1) queueMicrotask(this.#allocateParked);
+      return;
+    }
+    this.#resolveOne(p);
+  }
+
+  #resolveOne(p: ParkedRequest): void {
     this.#resolve(p).catch((e: unknown) => {
-      if (p.op === OP_READ || p.op === OP_WRITE) {
-        if (this.#resolveErrors.size > 64) this.#resolveErrors.clear();
-        this.#resolveErrors.set(`${p.op === OP_READ ? 'read' : 'write'}:${p.offset}:${p.length}`, e as Error);
-      }
+      if (this.#resolveErrors.size > 64) this.#resolveErrors.clear();
+      this.#resolveErrors.set(`${p.op}:${p.offset}:${p.length}`, e as Error);
       p.finish(-errnoOf(e));
     });
   }
@@ -626,13 +673,13 @@ export class Qcow2Device {
   async #resolve(p: ParkedRequest): Promise<void> {
     const { op, offset: off, length: len } = p;
     if (op === OP_FLUSH) {
-      await this.#gate.run(0, () => this.#flush());
+      await this.#gate.run(TAG.simple, () => this.#flush());
       return p.finish(0);
     }
     if (op !== OP_READ) this.#checkWritableOpen();
     if (op === OP_DISCARD || op === OP_WRITE_ZEROES) {
       this.#checkRange(off, len, op === OP_DISCARD ? 'discard' : 'writeZeroes');
-      await this.#gate.run(0, () => this.#zero(off, len));
+      await this.#gate.run(TAG.simple, () => this.#zero(off, len));
       return p.finish(len);
     }
     const end = Math.min(off + len, this.#size);
@@ -687,6 +734,139 @@ export class Qcow2Device {
     await this.#write(buf, off);
     if (p.fua) await this.#flush();
     return p.finish(end - off);
+  }
+
+  /**
+   * The parked writes of one wakeup. Those whose clusters are writable
+   * already, or are fresh clusters that read as zeros (no backing data
+   * there: nothing to copy) and whose L2 table and refcount blocks are
+   * cached, are allocated here with no await: one run of new host clusters
+   * for all of them (refcounts set first, then the L2 entries, in cache;
+   * a fresh cluster past the end of the file reads as zeros until its data
+   * lands, as before), each table pushed to the engine once, then every
+   * request retried. The rest take #resolve, one by one.
+   */
+  readonly #allocateParked = (): void => {
+    const ps = this.#parkedWrites;
+    this.#parkedWrites = [];
+    if (!this.#mapOn() || this.readOnly || this.corrupt) {
+      for (const p of ps) this.#resolveOne(p);
+      return;
+    }
+    const cs = this.#cs;
+    const per = this.#l2Entries;
+    const fresh: number[] = []; // guest clusters to allocate, in order of first use
+    const freshTable: Table[] = [];
+    const freshOld: Mapping[] = [];
+    const seen = new Set<number>();
+    const tables = new Map<number, Table>(); // L1 slot -> table touched
+    const ready: ParkedRequest[] = [];
+    for (const p of ps) {
+      const end = Math.min(p.offset + p.length, this.#size);
+      const firstVc = Math.floor(p.offset / cs);
+      const lastVc = Math.floor((end - 1) / cs);
+      let ok = end > p.offset && Math.floor(lastVc / per) - Math.floor(firstVc / per) < MAX_MAP_TABLES;
+      const mark = fresh.length;
+      for (let vc = firstVc; ok && vc <= lastVc; vc++) {
+        if (seen.has(vc)) continue; // an earlier request of this batch allocates it
+        const slot = Math.floor(vc / per);
+        let t = tables.get(slot);
+        if (!t) {
+          const l2 = this.#l1Offset(slot);
+          t = l2 ? this.#cache.peek(l2) : undefined;
+        }
+        if (!t || this.#clusterLocks.has(vc)) {
+          ok = false; // no table yet (or not cached), or #resolve is allocating this cluster
+          break;
+        }
+        let m: Mapping;
+        try {
+          m = this.#decode(t, vc, 0, true);
+        } catch {
+          ok = false; // a bad entry: #resolve reports it
+          break;
+        }
+        tables.set(slot, t);
+        if (m.kind === 'data' && m.copied) continue;
+        if (m.kind !== 'zero' && !(m.kind === 'unallocated' && this.#backingEmptyAt(vc))) {
+          ok = false; // its content has to be copied first
+          break;
+        }
+        fresh.push(vc);
+        freshTable.push(t);
+        freshOld.push(m);
+      }
+      if (!ok) {
+        fresh.length = freshTable.length = freshOld.length = mark;
+        this.#resolveOne(p);
+        continue;
+      }
+      for (let k = mark; k < fresh.length; k++) seen.add(fresh[k]!);
+      ready.push(p);
+    }
+    const n = fresh.length;
+    if (n) {
+      // Refcount blocks for the run, all cached, or the batch waits for them.
+      const first = this.#nextFree;
+      const blocks: Table[] = [];
+      for (let s = Math.floor(first / this.#refPerBlock); s <= Math.floor((first + n - 1) / this.#refPerBlock); s++) {
+        const rb = this.#reftableEntry(s);
+        const t = rb ? this.#cache.peek(rb) : undefined;
+        if (!t) {
+          this.#refblock(s).then(() => this.#retryParked(ready), (e: unknown) => this.#failParked(ready, e));
+          return;
+        }
+        blocks.push(t);
+      }
+      this.#nextFree += n;
+      this.#hostEnd = this.#nextFree * cs;
+      const base = Math.floor(first / this.#refPerBlock);
+      for (let c = first; c < first + n; c++) {
+        const b = blocks[Math.floor(c / this.#refPerBlock) - base]!;
+        const i = c % this.#refPerBlock;
+        const next = this.#getRef(b.buf, i) + 1;
+        if (next >= 2 ** Math.min(this.#refBits, 32)) {
+          this.#failParked(ready, this.#corrupt(`refcount of cluster ${c} would become ${next}`));
+          return;
+        }
+        this.#setRef(b.buf, i, next);
+      }
+      for (const b of blocks) this.#cache.markDirty(b);
+      // The refcounts are set (in cache): now the pointers.
+      for (let k = 0; k < n; k++) {
+        const vc = fresh[k]!;
+        const t = freshTable[k]!;
+        this.#setEntry(t.buf, (vc % per) * 8, (first + k) * cs, FLAG_COPIED);
+        if (freshOld[k]!.kind !== 'unallocated') this.#freeLater(freshOld[k]!);
+      }
+    }
+    for (const t of new Set(freshTable)) this.#cache.markDirty(t);
+    const native = this.#native!;
+    for (const [slot, t] of tables) {
+      if (!native.has(slot)) this.#installTable(slot, t);
+      else for (let k = 0; k < n; k++) if (Math.floor(fresh[k]! / per) === slot) native.set(fresh[k]!, this.#probe(t, fresh[k]!));
+    }
+    if (this.#retryTokens.length < ready.length) this.#retryTokens = new Uint32Array(ready.length * 2);
+    let count = 0;
+    for (const p of ready) {
+      if (p.token === undefined) p.retry();
+      else this.#retryTokens[count++] = p.token;
+    }
+    native.retryAll(this.#retryTokens, count);
+    if (n) this.#maybeWriteback();
+  };
+
+  /** Puts parked writes back in the queue (what they waited for is cached now). */
+  #retryParked(ps: ParkedRequest[]): void {
+    for (const p of ps) this._resolve(p);
+  }
+
+  #failParked(ps: ParkedRequest[], e: unknown): void {
+    for (const p of ps) {
+      if (this.#resolveErrors.size > 64) this.#resolveErrors.clear();
+      this.#resolveErrors.set(`${p.op}:${p.offset}:${p.length}`, e as Error);
+      p.finish(-errnoOf(e));
+    }
   }
 
   #checkWritableOpen(): void {
@@ -1398,7 +1578,7 @@ export class Qcow2Device {
         if (cur.kind !== 'unallocated') this.#freeLater(cur);
         this.#maybeWriteback();
       }),
-      run: (fn) => this.#gate.run(0, fn),
+      run: (fn) => this.#gate.run(TAG.simple, fn),
       flush: () => this.flush(),
     };
   }

@@ -1,10 +1,14 @@
-// SCSI task attributes (README "Ordering") for a device implemented in
-// TypeScript (qcow2), whose guest requests do not pass through the
-// engine's scheduler. The same rules as native/engine/scheduler.h:
+// SCSI task attributes (README "Ordering") for the qcow2 requests the
+// engine's scheduler does not see: resize and close, calls with a signal,
+// and every call while the image is mapped, has extended L2 entries or
+// records a writeLog (the rest go to the engine with their tags). The same
+// rules as native/engine/scheduler.h:
 //   SIMPLE   runs once every older ORDERED and HEAD OF QUEUE finished;
 //   ORDERED  runs once every older request finished; newer ones wait for it;
 //   HEAD     runs at once; newer requests treat it as older.
 // With no ORDERED or HEAD pending a SIMPLE request runs at once in O(1).
+
+import { TAG } from '../records';
 
 interface Dormant {
   tag: number;
@@ -17,9 +21,9 @@ export class TaskGate {
   readonly #dormant: Dormant[] = []; // FIFO
   #idleWaiters: Array<() => void> = [];
 
-  /** Runs fn once the tag's rule allows (0 simple, 1 ordered, 2 head); settles with its result. */
+  /** Runs fn once the tag's (records.ts TAG) rule allows; settles with its result. */
   run<T>(tag: number, fn: () => Promise<T>): Promise<T> {
-    if (tag === 2 || (this.#dormant.length === 0 && (tag === 0 ? this.#barriers === 0 : this.#active === 0))) {
+    if (tag === TAG.head || (this.#dormant.length === 0 && (tag === TAG.simple ? this.#barriers === 0 : this.#active === 0))) {
       return this.#start(tag, fn);
     }
     return new Promise<T>((resolve, reject) => {
@@ -35,12 +39,12 @@ export class TaskGate {
   }
 
   leaveSimple(): void {
-    this.#done(0);
+    this.#done(TAG.simple);
   }
 
   #start<T>(tag: number, fn: () => Promise<T>): Promise<T> {
     this.#active++;
-    if (tag !== 0) this.#barriers++;
+    if (tag !== TAG.simple) this.#barriers++;
     let p: Promise<T>;
     try {
       p = fn();
@@ -58,13 +62,13 @@ export class TaskGate {
 
   #done(tag: number): void {
     this.#active--;
-    if (tag !== 0) this.#barriers--;
+    if (tag !== TAG.simple) this.#barriers--;
     while (this.#dormant.length) {
       const d = this.#dormant[0]!;
-      if (d.tag === 0 ? this.#barriers !== 0 : this.#active !== 0) break;
+      if (d.tag === TAG.simple ? this.#barriers !== 0 : this.#active !== 0) break;
       this.#dormant.shift();
       d.start();
-      if (d.tag !== 0) break; // an ORDERED request now holds back everything newer
+      if (d.tag !== TAG.simple) break; // an ORDERED request now holds back everything newer
     }
     if (this.#active === 0 && this.#dormant.length === 0 && this.#idleWaiters.length) {
       const w = this.#idleWaiters;

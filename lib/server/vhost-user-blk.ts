@@ -11,6 +11,7 @@ import { BlockDevice } from '../block-device';
 import { Qcow2Device } from '../format/qcow2';
 import { BlockringError, deviceClosed, fromNative } from '../errors';
 import { native, type VhostUserBlkHandle } from '../native';
+import { FLAG, OP } from '../records';
 import { ENGINES, type EngineName } from '../ring';
 import { checkBool, checkOptions, rangeError, typeError } from '../validate';
 
@@ -130,31 +131,32 @@ export function serveVhostUserBlk(device: BlockDevice | Qcow2Device, options: Vh
   }
 }
 
-// Runs the server's delegated requests (engine ops: 0 read, 1 write, 2 flush,
-// 3 discard, 4 write-zeroes; flag 4 = unmap) on a Qcow2Device.
+// Runs the server's delegated requests (engine ops and flags: records.ts OP and FLAG) on a Qcow2Device.
 function delegateTo(dev: Qcow2Device, handle: () => VhostUserBlkHandle | null):
   (id: number, op: number, offset: number, length: number, flags: number, parked: boolean) => void {
   const run = async (id: number, op: number, offset: number, length: number, flags: number): Promise<number> => {
     switch (op) {
-      case 0: {
+      case OP.read: {
         const b = Buffer.allocUnsafe(length);
         const n = await dev.read(b, offset);
         if (n !== length) b.fill(0, n);
         handle()?.copyIn(id, b);
         return n === length ? n : -5;
       }
-      case 1: {
+      case OP.write: {
         const b = Buffer.allocUnsafe(length);
         if (!handle()?.copyOut(id, b)) return -125;  // cancelled: the server is gone
         return dev.write(b, offset);
       }
-      case 2:
+      case OP.flush:
         await dev.flush({ tag: 'ordered' });
         return 0;
-      case 3:
+      case OP.discard:
         return dev.discard(offset, length);
+      case OP.writeZeroes:
+        return dev.writeZeroes(offset, length, { unmap: (flags & FLAG.unmap) !== 0 });
       default:
-        return dev.writeZeroes(offset, length, { unmap: (flags & 4) !== 0 });
+        return -95; // EOPNOTSUPP: the engine delegates no other op
     }
   };
   return (id, op, offset, length, flags, parked) => {
@@ -162,7 +164,7 @@ function delegateTo(dev: Qcow2Device, handle: () => VhostUserBlkHandle | null):
       // The server's engine parked it: the format layer resolves metadata,
       // the data then moves in place (or, for what it serves itself, through copy()).
       dev._resolve({
-        op, offset, length, fua: (flags & 1) !== 0,
+        op, offset, length, fua: (flags & FLAG.fua) !== 0,
         retry: () => handle()?.complete(id, 0, true),
         finish: (result: number) => handle()?.complete(id, result),
         copy: (b: Buffer, toRequest: boolean) => ((toRequest ? handle()?.copyIn(id, b) : handle()?.copyOut(id, b)) ? b.length : 0),

@@ -19,6 +19,8 @@ class BlockringAddon final : public Napi::Addon<BlockringAddon> {
   BlockringAddon(Napi::Env env, Napi::Object exports) {
     exports.Set("RingHandle", RingHandle::Define(env));
     exports.Set("maxDepth", Napi::Number::New(env, kMaxDepth));
+    exports.Set("maxThreads", Napi::Number::New(env, kMaxThreads));
+    exports.Set("maxDirectSubmitBatch", Napi::Number::New(env, kMaxDirectSubmitBatch));
     exports.Set("allocAligned", Napi::Function::New<AllocAligned>(env, "allocAligned"));
     exports.Set("addressAlignment", Napi::Function::New<AddressAlignment>(env, "addressAlignment"));
     exports.Set("MappedRegion", MappedRegion::Define(env));

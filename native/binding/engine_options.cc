@@ -58,13 +58,13 @@ EngineChoice ReadEngineChoice(Napi::Env env, Napi::Object opts) {
   Napi::Value batch = opts.Get("directSubmitBatch");
   if (!batch.IsUndefined()) {
     double n = batch.ToNumber().DoubleValue();
-    if (!IsUint(n, 65536)) ThrowRange(env, "ERR_OUT_OF_RANGE", "directSubmitBatch out of range");
+    if (!IsUint(n, kMaxDirectSubmitBatch)) ThrowRange(env, "ERR_OUT_OF_RANGE", "directSubmitBatch out of range");
     choice.direct_submit_batch = static_cast<unsigned>(n);
   }
   Napi::Value threads = opts.Get("threads");
   if (!threads.IsUndefined()) {
     double n = threads.ToNumber().DoubleValue();
-    if (!IsUint(n, 1024) || n < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "threads out of range");
+    if (!IsUint(n, kMaxThreads) || n < 1) ThrowRange(env, "ERR_OUT_OF_RANGE", "threads out of range");
     choice.threads = static_cast<unsigned>(n);
   }
   ReadNullOptions(env, opts.Get("nullEngine"), &choice.null_engine);

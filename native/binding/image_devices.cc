@@ -145,6 +145,24 @@ Napi::Value RingHandle::ResumeParked(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, ok);
 }
 
+// retryParkedMany(tokens: Uint32Array, count): retries the first count
+// tokens (one wakeup's parked writes), then submits once and signals once.
+Napi::Value RingHandle::RetryParkedMany(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    ThrowType(env, "ERR_INVALID_ARG_TYPE", "tokens must be a Uint32Array");
+    return env.Undefined();
+  }
+  Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
+  size_t n = std::min(a.ElementLength(), static_cast<size_t>(info[1].ToNumber().Uint32Value()));
+  if (!engine_ || !n) return env.Undefined();
+  for (size_t i = 0; i < n; i++) engine_->RetryParked(a[i], false);
+  engine_->Wake();
+  engine_->Dispatch();
+  UpdateRefs();
+  return env.Undefined();
+}
+
 // parkedCopy(token, buffer, toRequest) -> bytes: copies between a parked
 // transfer's buffers and buffer (a request the format layer serves itself:
 // compressed clusters, FUA writes).

@@ -40,6 +40,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::ImageHas>("imageHas"),
                          InstanceMethod<&RingHandle::ImageReset>("imageReset"),
                          InstanceMethod<&RingHandle::ResumeParked>("resumeParked"),
+                         InstanceMethod<&RingHandle::RetryParkedMany>("retryParkedMany"),
                          InstanceMethod<&RingHandle::ParkedCopy>("parkedCopy"),
                          InstanceMethod<&RingHandle::DeviceInflight>("deviceInflight"),
                          InstanceMethod<&RingHandle::ExportImage>("exportImage"),
@@ -103,6 +104,19 @@ RingHandle::RingHandle(const Napi::CallbackInfo& info) : TaggedWrap<RingHandle>(
     ThrowErrno(env, r, what, "cannot watch the completion eventfd (completions: '" + completions + "')");
   }
   watch_name_ = watch_->name();
+  BindHotMethods(env, info.This().As<Napi::Object>());
+}
+
+void RingHandle::BindHotMethods(Napi::Env env, Napi::Object self) {
+  const std::pair<const char*, Napi::Function> hot[] = {
+      {"submit", Napi::Function::New<&RingHandle::Bound<&RingHandle::Submit>>(env, "submit", this)},
+      {"submitRaw", Napi::Function::New<&RingHandle::Bound<&RingHandle::SubmitRaw>>(env, "submitRaw", this)},
+      {"reap", Napi::Function::New<&RingHandle::Bound<&RingHandle::Reap>>(env, "reap", this)},
+  };
+  for (const auto& [name, fn] : hot) {
+    fn.DefineProperty(Napi::PropertyDescriptor::Value("owner", self, napi_default));
+    self.DefineProperty(Napi::PropertyDescriptor::Value(name, fn, napi_writable));
+  }
 }
 
 RingHandle::~RingHandle() { Teardown(); }

@@ -45,6 +45,17 @@ class RingHandle final : public TaggedWrap<RingHandle>, private CompletionListen
   Napi::Value DeviceFd(const Napi::CallbackInfo& info);
   Napi::Value SubmitRaw(const Napi::CallbackInfo& info);
   Napi::Value Reap(const Napi::CallbackInfo& info);
+  // The per-request entry points (submit, submitRaw, reap) again as functions of
+  // this instance alone: its pointer is the function's data, so a call needs
+  // no type-tag check and no napi_unwrap (two private-symbol lookups, about
+  // 1,700 instructions of ~7,900 per depth-1 request). Own properties of the
+  // wrapper, shadowing the (still tag-checked) prototype methods; each holds
+  // the wrapper alive through a property of its own, so it never outlives it.
+  void BindHotMethods(Napi::Env env, Napi::Object self);
+  template <Napi::Value (RingHandle::*M)(const Napi::CallbackInfo&)>
+  static Napi::Value Bound(const Napi::CallbackInfo& info) {
+    return (static_cast<RingHandle*>(info.Data())->*M)(info);
+  }
   Napi::Value RegisterBuffers(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Cancel(const Napi::CallbackInfo& info);
@@ -56,6 +67,7 @@ class RingHandle final : public TaggedWrap<RingHandle>, private CompletionListen
   Napi::Value ImageHas(const Napi::CallbackInfo& info);
   Napi::Value ImageReset(const Napi::CallbackInfo& info);
   Napi::Value ResumeParked(const Napi::CallbackInfo& info);
+  Napi::Value RetryParkedMany(const Napi::CallbackInfo& info);
   Napi::Value ParkedCopy(const Napi::CallbackInfo& info);
   Napi::Value DeviceInflight(const Napi::CallbackInfo& info);
   Napi::Value ExportImage(const Napi::CallbackInfo& info);

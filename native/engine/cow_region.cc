@@ -1,8 +1,8 @@
 #include "cow_region.h"
 
 #include <errno.h>
-#include <unistd.h>
 
+#include "../kernel/file.h"
 #include "../kernel/mmap.h"
 
 namespace blockring {
@@ -25,8 +25,8 @@ int CowRegion::Create(int overlay_fd, uint64_t size, size_t cluster, size_t capa
   f.slots = r->slots_.get();
   f.capacity = capacity;
   // Our own fd: a fault on another thread may use it while the device closes its own.
-  f.overlay_fd = dup(overlay_fd);
-  if (f.overlay_fd < 0) return -errno;
+  f.overlay_fd = DuplicateFd(overlay_fd);  // O_CLOEXEC, as every fd of ours
+  if (f.overlay_fd < 0) return f.overlay_fd;
   void* base = nullptr;
   int err = ReserveMemory(f.span, &base);
   if (err < 0) return err;
@@ -46,7 +46,7 @@ CowRegion::~CowRegion() {
   BeforeUnmap();
   // Never handed to a Mapping: the reservation is still ours.
   if (f_.base && !unmapped_) UnmapMemory(f_.base, f_.span);
-  if (f_.overlay_fd >= 0) close(f_.overlay_fd);
+  if (f_.overlay_fd >= 0) CloseFd(f_.overlay_fd);
 }
 
 std::shared_ptr<Mapping> CowRegion::NewMapping(bool writable) {

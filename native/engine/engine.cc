@@ -3,12 +3,11 @@
 #include <errno.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
-#include <thread>
 
 #include "../kernel/eventfd.h"
 #include "../kernel/file.h"
+#include "../kernel/thread.h"
 
 namespace blockring {
 namespace {
@@ -487,11 +486,11 @@ Request* Engine::Unpark(uint32_t token) {
 
 void Engine::Wake() { EventfdSignal(eventfd_); }
 
-bool Engine::RetryParked(uint32_t token) {
+bool Engine::RetryParked(uint32_t token, bool wake) {
   Request* r = Unpark(token);
   if (!r) return false;
   Translate(r);
-  EventfdSignal(eventfd_);
+  if (wake) EventfdSignal(eventfd_);
   return true;
 }
 
@@ -518,7 +517,7 @@ void Engine::Drain(CompletionSink* sink) {
         backend_->Wait();
       } else {
         // Submission refused for now; try again shortly.
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        SleepMs(1);
       }
     }
   }

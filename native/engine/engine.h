@@ -95,7 +95,8 @@ class Engine final : private AttemptSink {
   // finishes it. Tokens stay valid until then.
   bool TakeParked(uint32_t* token, Request** r);
   Request* ParkedRequest(uint32_t token) const;
-  bool RetryParked(uint32_t token);
+  // wake: signal the eventfd (a caller retrying many signals once).
+  bool RetryParked(uint32_t token, bool wake = true);
   bool FinishParked(uint32_t token, int64_t result);
   size_t parked() const { return parked_.size() - free_parked_.size(); }
   bool has_new_parked() const { return new_parked_next_ < new_parked_.size(); }

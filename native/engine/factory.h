@@ -13,6 +13,10 @@ namespace blockring {
 // wants. lib/ring.ts reads it from the addon (maxDepth), so the limit is
 // this one value end to end.
 constexpr uint32_t kMaxDepth = 32768;
+// The other ring options' bounds, read by lib/ring.ts the same way
+// (maxThreads, maxDirectSubmitBatch).
+constexpr unsigned kMaxThreads = 1024;
+constexpr unsigned kMaxDirectSubmitBatch = 65536;
 
 struct EngineChoice {
   std::string requested;  // "auto", "io_uring", "libaio", "threads", "mmap", "null"

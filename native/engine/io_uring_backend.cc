@@ -2,11 +2,11 @@
 
 #include <errno.h>
 #include <linux/fs.h>
-#include <time.h>
 
 #include "../kernel/barrier.h"
 #include "../kernel/io_limits.h"
 #include "../kernel/io_uring.h"
+#include "../kernel/thread.h"
 #include "device.h"
 #include "io_policy.h"
 
@@ -151,16 +151,12 @@ class IoUringBackend final : public Backend {
     // the kernel interrupts to run it) or, under DEFER_TASKRUN, as
     // IORING_SQ_TASKRUN (the next enter posts it). Reading the clock every
     // 16 turns keeps the check cheap; the bound is then a few µs coarse.
-    timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t t0 = MonotonicNs();
     for (unsigned i = 1;; i++) {
       if (UringCqReady(&q_) || UringEnterPending(&q_)) return r;
       CpuRelax();
       if (i % 16) continue;
-      timespec t;
-      clock_gettime(CLOCK_MONOTONIC, &t);
-      int64_t ns = (t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec);
-      if (ns >= static_cast<int64_t>(spin_ns)) return -ETIME;
+      if (MonotonicNs() - t0 >= spin_ns) return -ETIME;
     }
   }
 

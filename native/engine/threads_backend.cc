@@ -1,10 +1,10 @@
 #include "threads_backend.h"
 
 #include <errno.h>
-#include <signal.h>
 
 #include "../kernel/eventfd.h"
 #include "../kernel/file.h"
+#include "../kernel/thread.h"
 #include "device.h"
 #include "io_policy.h"
 
@@ -47,15 +47,12 @@ void WorkerPool::Stage(Request* r) { staged_.push_back({r, r->dev->fd}); }
 void WorkerPool::Start() {
   // Workers block every signal so process signals keep going to Node's
   // threads; they inherit the mask current at creation.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  AllSignalsBlocked blocked;
   try {
     while (threads_.size() < nthreads_) threads_.emplace_back([this] { Run(); });
   } catch (const std::system_error&) {
     // Out of threads: run with those we have (none: see Kick).
   }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 void WorkerPool::Kick() {
