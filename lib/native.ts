@@ -80,6 +80,8 @@ export interface RingHandle {
   /** Submits records 0..count-1 of sq; atomic: one bad record submits none. */
   submit(sq: Float64Array, count: number, buffers: ArrayBufferView[], atomic: boolean): RecordFailure[];
   submitRaw(count: number): number;
+  /** Delivers completions already posted (onComplete, inside this call); 0 inside a completion callback. */
+  reap(): number;
   registerBuffers(buffers: ArrayBufferView[], fixed: boolean): boolean;
   inflight(): number;
   /** An issued request (submit() record id) was aborted: drop or cancel it; it still completes. */

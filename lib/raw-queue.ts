@@ -92,6 +92,24 @@ export class RawQueue {
     this.#h.submitRaw(n);
   }
 
+  /**
+   * Delivers the completions the kernel has already posted (page-cache reads
+   * a submit finished inside the syscall, say) now, instead of on the event
+   * loop's next wakeup, and returns how many it delivered (raw and Promise
+   * ones). Re-entrant by design: `onComplete` runs inside this call, once per
+   * batch, so call it where that code may run (after the caller's own state
+   * is consistent); the Promise requests among them settle as usual (their
+   * reactions run as microtasks after the caller's code). Inside a completion
+   * callback (and the Promise reactions that run at its end, such as code
+   * after an `await dev.read(...)`) it does nothing and returns 0: what the
+   * callback submits is only staged until it returns, and the ring reaps
+   * again then. An exception a callback throws is an uncaught
+   * exception, as on a wakeup; it does not propagate out of reap().
+   */
+  reap(): number {
+    return this.#h.reap();
+  }
+
   /** @internal */
   _deliver(count: number): void {
     this.onComplete?.(this.cq, count);

@@ -18,6 +18,7 @@ class CompletionArrays final : public CompletionSink {
 
   void Reset() { count_ = raw_count_ = 0; }
   bool empty() const { return !count_ && !raw_count_; }
+  uint32_t count() const { return count_ + raw_count_; }
   bool full() const { return count_ >= cap_ || raw_count_ >= raw_cap_; }
   // onComplete(count, rawCount) through napi_make_callback. False when JS
   // cannot run (environment teardown) or the callback threw (reported as

@@ -30,6 +30,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::DeviceSize>("deviceSize"),
                          InstanceMethod<&RingHandle::DeviceFd>("deviceFd"),
                          InstanceMethod<&RingHandle::SubmitRaw>("submitRaw"),
+                         InstanceMethod<&RingHandle::Reap>("reap"),
                          InstanceMethod<&RingHandle::RegisterBuffers>("registerBuffers"),
                          InstanceMethod<&RingHandle::Close>("close"),
                          InstanceMethod<&RingHandle::Cancel>("cancel"),
@@ -110,6 +111,7 @@ void RingHandle::BindHotMethods(Napi::Env env, Napi::Object self) {
   const std::pair<const char*, Napi::Function> hot[] = {
       {"submit", Napi::Function::New<&RingHandle::Bound<&RingHandle::Submit>>(env, "submit", this)},
       {"submitRaw", Napi::Function::New<&RingHandle::Bound<&RingHandle::SubmitRaw>>(env, "submitRaw", this)},
+      {"reap", Napi::Function::New<&RingHandle::Bound<&RingHandle::Reap>>(env, "reap", this)},
   };
   for (const auto& [name, fn] : hot) {
     fn.DefineProperty(Napi::PropertyDescriptor::Value("owner", self, napi_default));
@@ -341,6 +343,16 @@ Napi::Value RingHandle::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// reap() -> completions delivered: what the kernel has already posted (the
+// page-cache reads a submit finished inside io_uring_enter, say) goes to JS
+// now, inside this call, the way a wakeup would deliver it. 0 inside a
+// completion callback: the wakeup's own loop reaps again when it returns.
+Napi::Value RingHandle::Reap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!engine_ || in_callback_) return Napi::Number::New(env, 0);
+  return Napi::Number::New(env, static_cast<double>(DeliverCompleted()));
+}
+
 void RingHandle::OnReadable() {
   if (!engine_) return;
   // Raw N-API here: during worker termination JS cannot run and the C++
@@ -348,6 +360,13 @@ void RingHandle::OnReadable() {
   napi_env env = Env();
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  DeliverCompleted();
+  napi_close_handle_scope(env, scope);
+}
+
+size_t RingHandle::DeliverCompleted() {
+  napi_env env = Env();
+  size_t delivered = 0;
   in_callback_ = true;
   // After each batch, reap again: completions posted while JS ran (page-cache
   // reads that the callback's own submissions finished inside
@@ -375,6 +394,7 @@ void RingHandle::OnReadable() {
     Request* parked;
     while (!completions_->full() && engine_->TakeParked(&token, &parked)) completions_->Park(token, *parked);
     if (completions_->empty()) break;
+    delivered += completions_->count();
     engine_->HoldSubmits(true);
     bool more = completions_->Deliver(env, on_complete_, self_, *async_);
     if (!engine_) break;  // torn down from inside the callback (environment teardown)
@@ -388,12 +408,12 @@ void RingHandle::OnReadable() {
   }
   in_callback_ = false;
   if (engine_ && engine_->has_new_parked()) engine_->Wake();  // the array was full: next turn
-  napi_close_handle_scope(env, scope);
   if (close_pending_) {
     Teardown();
-    return;
+    return delivered;
   }
   UpdateRefs();
+  return delivered;
 }
 
 void RingHandle::UpdateRefs() {

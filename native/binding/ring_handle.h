@@ -44,7 +44,8 @@ class RingHandle final : public TaggedWrap<RingHandle>, private CompletionListen
   // deviceFd(handle) (device_files.cc): the fd the engine owns; JS keeps none.
   Napi::Value DeviceFd(const Napi::CallbackInfo& info);
   Napi::Value SubmitRaw(const Napi::CallbackInfo& info);
-  // The per-request entry points (submit, submitRaw) again as functions of
+  Napi::Value Reap(const Napi::CallbackInfo& info);
+  // The per-request entry points (submit, submitRaw, reap) again as functions of
   // this instance alone: its pointer is the function's data, so a call needs
   // no type-tag check and no napi_unwrap (two private-symbol lookups, about
   // 1,700 instructions of ~7,900 per depth-1 request). Own properties of the
@@ -87,6 +88,9 @@ class RingHandle final : public TaggedWrap<RingHandle>, private CompletionListen
   // its message names requests[index].
   static Napi::Array FailuresToJs(Napi::Env env, const std::vector<Failure>& failures, bool batch);
   void OnReadable() override;
+  // A wakeup's reap loop: every batch of completions to JS, one callback
+  // each (OnReadable, and reap() from JS). Returns how many were delivered.
+  size_t DeliverCompleted();
   void OnEnvTeardown() override { Teardown(); }
   void UpdateRefs();
   void Teardown();

@@ -126,8 +126,11 @@ export class Connection {
 
   #pump(): void {
     this.#frame();
-    // Every raw record this batch of input produced goes in one submission.
-    this.#host.raw?.submit();
+    // Every raw record this batch of input produced goes in one submission;
+    // what it completed at once is answered in this turn (#frame is done:
+    // the completions may re-enter #pump through #maybeResume).
+    const raw = this.#host.raw;
+    if (raw?.submit()) raw.reap();
   }
 
   #frame(): void {

@@ -1,7 +1,8 @@
 // READ and WRITE through the ring's raw interface (ring.raw): one record
 // per request written into the shared submission array, every record a
-// connection's socket read produced submitted in one call, and every
-// completion of a wakeup delivered in one callback. No Promise and no
+// connection's socket read produced submitted in one call, what the kernel
+// completed inside that call reaped at once, and every completion of a
+// wakeup delivered in one callback. No Promise and no
 // per-request buffer pinning: the payload buffers are a fixed table of
 // slots registered with the ring once. Requests that find no free slot (or
 // are larger than a slot) take the Promise path (dev.read / dev.write).
@@ -88,17 +89,17 @@ export class RawPath {
     this.inflight++;
   }
 
-  /** Submits every queued record in one call. */
-  submit(): void {
+  /** Submits every queued record in one call; true when records went to the kernel. */
+  submit(): boolean {
     const n = this.#queued;
-    if (n === 0) return;
+    if (n === 0) return false;
     this.#queued = 0;
     // A record names its device by handle, which the ring may give to a
     // device opened later: a closed device's requests never reach it.
     if (this.#dev.closed) {
       const sq = this.#raw.sq;
       for (let k = 0; k < n; k++) this.#finish(sq[k * SQ_STRIDE + SQ_ID] as number, -ESHUTDOWN);
-      return;
+      return false;
     }
     try {
       this.#raw.submit(n);
@@ -107,7 +108,19 @@ export class RawPath {
       // each request fails now; its buffer was never handed to the kernel.
       const sq = this.#raw.sq;
       for (let k = 0; k < n; k++) this.#finish(sq[k * SQ_STRIDE + SQ_ID] as number, -os.constants.errno.EIO);
+      return false;
     }
+    return true;
+  }
+
+  /**
+   * Finishes, now, the requests the kernel already completed (page-cache
+   * reads and writes usually complete inside the submit): their consumers'
+   * rawDone runs inside this call, and their replies leave in this turn
+   * rather than after a trip through the event loop.
+   */
+  reap(): void {
+    this.#raw.reap();
   }
 
   /** Gives ring.raw back (nothing may be in flight); the slot table stays registered until the next registerBuffers. */
