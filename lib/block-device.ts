@@ -88,20 +88,6 @@ function checkNotFsStyle(call: 'read' | 'write', args: IArguments): void {
     `write dev.${call}(${buf}, ${String(position ?? 'position')})`);
 }
 
-/**
- * Rejections carry the caller's stack: an error made when a completion
- * arrives has none of it, and V8 adds the awaiting caller's frames only to
- * a stack captured inside an async function.
- */
-export async function withCallSite<T>(p: Promise<T>): Promise<T> {
-  try {
-    return await p;
-  } catch (e) {
-    if (e instanceof Error) Error.captureStackTrace(e, withCallSite);
-    throw e;
-  }
-}
-
 /** One run of a device's address space, as `dev.allocation()` reports it. */
 export interface Extent {
   offset: number;
@@ -184,11 +170,10 @@ export class BlockDevice {
   }
 
   /** Reads `buffer.byteLength` bytes at device offset `offset`. Resolves to the bytes read. */
-  // The public method is the one async function per request (see withCallSite):
-  // a throw in the checks rejects it, and a rejection after the await gets
-  // the awaiting caller's frames.
+  // The request's own Promise, no async wrapper: a throw in the checks
+  // rejects it (its stack has the caller's frame), and an error made at
+  // completion gets the awaiting caller's frames (ring.ts rejectWithCallerStack).
   read(buffer: ArrayBufferView, offset: number | bigint, options?: TagOption): Promise<number> {
-    // The request's own Promise: its rejections carry the caller's stack (ring.ts rejectWithCallerStack).
     try {
       checkNotFsStyle('read', arguments);
       return this.#rw(OP.read, 'read', checkIoView(buffer, 'buffer'), offset, options);
@@ -208,11 +193,11 @@ export class BlockDevice {
   }
 
   readv(buffers: ArrayBufferView[], offset: number | bigint, options?: TagOption): Promise<number> {
-    return this.#run(() => withCallSite(this.#rw(OP.read, 'readv', checkViews(buffers, 'buffers'), offset, options)));
+    return this.#run(() => this.#rw(OP.read, 'readv', checkViews(buffers, 'buffers'), offset, options));
   }
 
   writev(buffers: ArrayBufferView[], offset: number | bigint, options?: WriteOptions): Promise<number> {
-    return this.#run(() => withCallSite(this.#rw(OP.write, 'writev', checkViews(buffers, 'buffers'), offset, options)));
+    return this.#run(() => this.#rw(OP.write, 'writev', checkViews(buffers, 'buffers'), offset, options));
   }
 
   /** fdatasync (or fsync with `metadata: true`). An ORDERED flush is a full barrier. */
@@ -363,10 +348,10 @@ export class BlockDevice {
 
   #request(op: number, opName: string, tag: number, flags: number, buffers: ArrayBufferView[] | null,
     offset: number, length: number, signalOption: unknown): Promise<number> {
-    return withCallSite(this.#submit(op, opName, tag, flags, buffers, offset, length, signalOption));
+    return this.#submit(op, opName, tag, flags, buffers, offset, length, signalOption);
   }
 
-  // Checks the signal and the device, then enqueues; the caller adds the call site.
+  // Checks the signal and the device, then enqueues.
   #submit(op: number, opName: string, tag: number, flags: number, buffers: RequestBuffers,
     offset: number, length: number, signalOption: unknown): Promise<number> {
     const signal = checkSignal(signalOption, 'options.signal');

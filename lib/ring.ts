@@ -136,11 +136,6 @@ interface Batch {
   resolve: (r: RequestResult[]) => void;
 }
 
-// One request from #enqueue to its completion: its buffers (referenced
-// here until the engine is done with them: the native side only holds their
-// memory), what its error names, and who hears the result (a single
-// request's promise, or its batch's slot). The one object per request the
-// ring keeps; its record holds the rest.
 /**
  * Settles a request's Promise with an error made at completion, with the
  * caller's stack. The stack is captured in a reaction of a promise the
@@ -164,6 +159,11 @@ function withCallerStack(e: unknown): never {
   throw e;
 }
 
+// One request from #enqueue to its completion: its buffers (referenced
+// here until the engine is done with them: the native side only holds their
+// memory), what its error names, and who hears the result (a single
+// request's promise, or its batch's slot). The one object per request the
+// ring keeps; its record holds the rest.
 class Pending {
   /** Aborted after it reached the engine: its completion is only bookkeeping. */
   aborted = false;
@@ -175,7 +175,7 @@ class Pending {
   constructor(
     readonly dev: DeviceTarget, readonly opName: string, readonly buffers: RequestBuffers,
     readonly offset: number, readonly length: number, readonly signal: AbortSignal | null,
-    readonly resolve: ((value: number | PromiseLike<number>) => void) | null, readonly reject: ((err: Error) => void) | null,
+    readonly resolve: ((value: number | PromiseLike<number>) => void) | null,
     readonly batch: Batch | null, readonly index: number,
   ) {}
 }
@@ -379,7 +379,7 @@ export class Ring implements DeviceOwner {
       const batch: Batch = { results: new Array<RequestResult>(normalized.length), remaining: normalized.length, resolve };
       for (let i = 0; i < normalized.length; i++) {
         const r = normalized[i]!;
-        this.#enqueue(new Pending(r.dev, r.opName, r.buffers, r.offset, r.length, r.signal, null, null, batch, i), r.op, r.tag, r.flags);
+        this.#enqueue(new Pending(r.dev, r.opName, r.buffers, r.offset, r.length, r.signal, null, batch, i), r.op, r.tag, r.flags);
       }
       const failure = this.#submitQueued(true);
       if (failure) reject(failure);
@@ -439,8 +439,8 @@ export class Ring implements DeviceOwner {
   /** @internal One request, checked by its device; resolves to its result. */
   _request(dev: DeviceTarget, op: number, opName: string, tag: number, flags: number, buffers: RequestBuffers,
     offset: number, length: number, signal: AbortSignal | null, ended: (() => void) | null = null): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      const p = new Pending(dev, opName, buffers, offset, length, signal, resolve, reject, null, 0);
+    return new Promise<number>((resolve) => {
+      const p = new Pending(dev, opName, buffers, offset, length, signal, resolve, null, 0);
       p.ended = ended;
       this.#enqueue(p, op, tag, flags);
     });

@@ -87,4 +87,25 @@ describe('stack traces', () => {
     expect(e.stack).toContain('callerOfFailingWrite');
     await nr.close();
   });
+
+  it('so does one from readv, flush and discard (every Promise call on a device)', async () => {
+    const nr = new Ring({ engine: 'null', nullEngine: { faults: [{ errno: 'EIO' }] } });
+    const d = await nr.open(path.join(dir, 'null2.img'), { create: true, size: 1 << 16 });
+    async function callerOfFailingReadv(): Promise<number> {
+      return await d.readv([Buffer.alloc(512), Buffer.alloc(512)], 0);
+    }
+    async function callerOfFailingFlush(): Promise<void> {
+      await d.flush();
+    }
+    async function callerOfFailingDiscard(): Promise<number> {
+      return await d.discard(0, 4096);
+    }
+    for (const [call, name] of [[callerOfFailingReadv, 'callerOfFailingReadv'], [callerOfFailingFlush, 'callerOfFailingFlush'],
+      [callerOfFailingDiscard, 'callerOfFailingDiscard']] as const) {
+      const e = await rejection(call());
+      expect(e.code).toBe('EIO');
+      expect(e.stack).toContain(name);
+    }
+    await nr.close();
+  });
 });
