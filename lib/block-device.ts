@@ -193,26 +193,23 @@ export class BlockDevice {
   // The public method is the one async function per request (see withCallSite):
   // a throw in the checks rejects it, and a rejection after the await gets
   // the awaiting caller's frames.
-  async read(buffer: ArrayBufferView, offset: number | bigint, options?: TagOption): Promise<number> {
-    checkNotFsStyle('read', arguments);
-    const p = this.#rw(OP.read, 'read', checkIoView(buffer, 'buffer'), offset, options);
+  read(buffer: ArrayBufferView, offset: number | bigint, options?: TagOption): Promise<number> {
+    // The request's own Promise: its rejections carry the caller's stack (ring.ts rejectWithCallerStack).
     try {
-      return await p;
+      checkNotFsStyle('read', arguments);
+      return this.#rw(OP.read, 'read', checkIoView(buffer, 'buffer'), offset, options);
     } catch (e) {
-      if (e instanceof Error) Error.captureStackTrace(e, BlockDevice.prototype.read);
-      throw e;
+      return Promise.reject(e);
     }
   }
 
   /** Writes all of `buffer` at device offset `offset`. Resolves to the bytes written. */
-  async write(buffer: ArrayBufferView, offset: number | bigint, options?: WriteOptions): Promise<number> {
-    checkNotFsStyle('write', arguments);
-    const p = this.#rw(OP.write, 'write', checkIoView(buffer, 'buffer'), offset, options);
+  write(buffer: ArrayBufferView, offset: number | bigint, options?: WriteOptions): Promise<number> {
     try {
-      return await p;
+      checkNotFsStyle('write', arguments);
+      return this.#rw(OP.write, 'write', checkIoView(buffer, 'buffer'), offset, options);
     } catch (e) {
-      if (e instanceof Error) Error.captureStackTrace(e, BlockDevice.prototype.write);
-      throw e;
+      return Promise.reject(e);
     }
   }
 

@@ -141,16 +141,41 @@ interface Batch {
 // memory), what its error names, and who hears the result (a single
 // request's promise, or its batch's slot). The one object per request the
 // ring keeps; its record holds the rest.
+/**
+ * Settles a request's Promise with an error made at completion, with the
+ * caller's stack. The stack is captured in a reaction of a promise the
+ * request's Promise has adopted, and V8 walks from there to the async
+ * functions awaiting it: the frames an error made in the completion callback
+ * lacks. So the success path needs no async wrapper per call (dev.read and
+ * dev.write return the request's Promise itself).
+ */
+function rejectWithCallerStack(resolve: (value: PromiseLike<number>) => void, err: Error): void {
+  let reject!: (e: Error) => void;
+  const source = new Promise<number>((_, r) => {
+    reject = r;
+  });
+  resolve(source.then(undefined, withCallerStack));
+  // Rejected once the adoption is done, so the awaiting caller is in the chain.
+  queueMicrotask(() => reject(err));
+}
+
+function withCallerStack(e: unknown): never {
+  if (e instanceof Error) Error.captureStackTrace(e, withCallerStack);
+  throw e;
+}
+
 class Pending {
   /** Aborted after it reached the engine: its completion is only bookkeeping. */
   aborted = false;
   /** Removes the abort listener. */
   unlisten: (() => void) | null = null;
+  /** Runs when the engine is done with it (after an abort too), or it was dropped unsubmitted. */
+  ended: (() => void) | null = null;
 
   constructor(
     readonly dev: DeviceTarget, readonly opName: string, readonly buffers: RequestBuffers,
     readonly offset: number, readonly length: number, readonly signal: AbortSignal | null,
-    readonly resolve: ((value: number) => void) | null, readonly reject: ((err: Error) => void) | null,
+    readonly resolve: ((value: number | PromiseLike<number>) => void) | null, readonly reject: ((err: Error) => void) | null,
     readonly batch: Batch | null, readonly index: number,
   ) {}
 }
@@ -413,9 +438,11 @@ export class Ring implements DeviceOwner {
 
   /** @internal One request, checked by its device; resolves to its result. */
   _request(dev: DeviceTarget, op: number, opName: string, tag: number, flags: number, buffers: RequestBuffers,
-    offset: number, length: number, signal: AbortSignal | null): Promise<number> {
+    offset: number, length: number, signal: AbortSignal | null, ended: (() => void) | null = null): Promise<number> {
     return new Promise<number>((resolve, reject) => {
-      this.#enqueue(new Pending(dev, opName, buffers, offset, length, signal, resolve, reject, null, 0), op, tag, flags);
+      const p = new Pending(dev, opName, buffers, offset, length, signal, resolve, reject, null, 0);
+      p.ended = ended;
+      this.#enqueue(p, op, tag, flags);
     });
   }
 
@@ -600,6 +627,7 @@ export class Ring implements DeviceOwner {
     this.#pending[id] = undefined;
     this.#freeIds.push(id);
     p.unlisten?.();
+    p.ended?.();
     p.dev.inflight--;
   }
 
@@ -670,7 +698,8 @@ export class Ring implements DeviceOwner {
       has: (table) => h.imageHas(handle, table),
       reset: (size) => h.imageReset(handle, size),
       retryAll: (tokens, count) => h.retryParkedMany(tokens, count),
-      submit: (op, buffers, offset, length, tag, flags) => this._request(target, OP[op], op, tag, flags, buffers, offset, length, null),
+      submit: (op, buffers, offset, length, tag, flags, signal, ended) =>
+        this._request(target, OP[op], op, tag, flags, buffers, offset, length, signal, ended),
       exportImage: () => h.exportImage(handle),
       close: async () => {
         this.#submitQueued();
@@ -705,13 +734,14 @@ export class Ring implements DeviceOwner {
     this.#freeIds.push(id);
     p.dev.inflight--;
     p.unlisten?.();
+    p.ended?.();
     if (!p.aborted) this.#deliver(p, res, issued, completed, failure, syscall);
   }
 
   #deliver(p: Pending, res: number, issued: number, completed: number, failure: Error | null, syscall = 0): void {
     const error = failure ?? (res < 0 ? this.#ioError(p, -res, syscall) : null);
     if (p.resolve) {
-      if (error) p.reject!(error);
+      if (error) rejectWithCallerStack(p.resolve, error);
       else p.resolve(res);
     } else {
       const batch = p.batch!;

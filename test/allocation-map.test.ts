@@ -3,34 +3,31 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { Ring } from '../dist/lib/index.js';
+import { Ring, type BlockDevice } from '../dist/lib/index.js';
+import { withDevice } from './helpers/device-fixture';
 import { isRoot, skipUnless, tempDir } from './helpers/tmp';
 
 const MiB = 1 << 20;
 
 describe('allocation of a raw file', () => {
-  let t: ReturnType<typeof tempDir>;
-  let ring: Ring;
-  beforeAll(() => {
-    t = tempDir();
-    ring = new Ring({ depth: 8 });
-  });
-  afterAll(async () => {
-    await ring.close();
-    t.cleanup();
-  });
-
-  it('reports data and holes contiguously, as qemu-img map does', async () => {
-    const file = path.join(t.dir, 'sparse.img');
-    fs.writeFileSync(file, '');
-    fs.truncateSync(file, 8 * MiB);
-    const fd = fs.openSync(file, 'r+');
+  let file: string;
+  let dev: BlockDevice;
+  // 8 MiB, sparse, with data at [1, 2) MiB and [5 MiB, +64 KiB).
+  const prepare = (f: string) => {
+    fs.writeFileSync(f, '');
+    fs.truncateSync(f, 8 * MiB);
+    const fd = fs.openSync(f, 'r+');
     fs.writeSync(fd, Buffer.alloc(MiB, 1), 0, MiB, 1 * MiB);
     fs.writeSync(fd, Buffer.alloc(64 << 10, 2), 0, 64 << 10, 5 * MiB);
     fs.closeSync(fd);
-    const dev = await ring.open(file);
+  };
+  withDevice({ ring: { depth: 8 }, name: 'sparse.img', prepare, scope: 'all' }, (f) => {
+    ({ file, dev } = f);
+  });
+
+  it('reports data and holes contiguously, as qemu-img map does', async () => {
     const ext = await dev.allocation(0, dev.size);
     // Contiguous, in order, covering the device.
     let pos = 0;

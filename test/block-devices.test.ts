@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { allocAligned, Ring } from '../dist/lib/index.js';
+import { allocAligned, Ring, type BlockDevice } from '../dist/lib/index.js';
+import { withDevice } from './helpers/device-fixture';
 import { isRoot, skipUnless, tempDir } from './helpers/tmp';
 
 const SIZE = 32 << 20;
@@ -88,11 +89,14 @@ describe.skipIf(skip).each([512, 4096])('loop device with %i-byte sectors', (sec
 });
 
 describe('exclusive open on files', () => {
+  let ring: Ring;
+  let file: string;
+  let first: BlockDevice;
+  withDevice({ ring: { depth: 4 }, name: 'img', open: { size: 4096, exclusive: true } }, (f) => {
+    ({ ring, file, dev: first } = f);
+  });
+
   it('an OFD lock refuses a second exclusive opener, also within one process', async () => {
-    const t = tempDir();
-    const file = path.join(t.dir, 'img');
-    const ring = new Ring({ depth: 4 });
-    const first = await ring.open(file, { create: true, size: 4096, exclusive: true });
     await expect(ring.open(file, { exclusive: true })).rejects.toMatchObject({ code: 'EBUSY', syscall: 'fcntl' });
     const shared = await ring.open(file); // non-exclusive openers are not affected
     await shared.close();
@@ -100,6 +104,5 @@ describe('exclusive open on files', () => {
     const again = await ring.open(file, { exclusive: true });
     await again.close();
     await ring.close();
-    t.cleanup();
   });
 });

@@ -2,30 +2,29 @@
 // leave exactly the content the rules imply, every run.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
-import { Ring, type BatchRequest, type BlockDevice } from '../dist/lib/index.js';
-import { rng, tempDir } from './helpers/tmp';
+import { type BatchRequest, type BlockDevice, type Ring } from '../dist/lib/index.js';
+import { withDevice } from './helpers/device-fixture';
+import { rng } from './helpers/tmp';
 
 const B = 4096;
 const RUNS = 40;
 type Tag = 'simple' | 'ordered' | 'head';
 
 describe('tagged writes on io_uring leave the content the rules imply', () => {
-  const t = tempDir();
+  let dir: string;
   let ring: Ring;
   let dev: BlockDevice;
   let other: BlockDevice;
-  const file = path.join(t.dir, 'disk');
+  let file: string;
 
-  beforeAll(async () => {
-    ring = new Ring({ engine: 'io_uring', depth: 64, trace: true });
-    dev = await ring.open(file, { create: true, size: 64 * B });
-    other = await ring.open(path.join(t.dir, 'other'), { create: true, size: 64 * B });
+  withDevice({ ring: { engine: 'io_uring', depth: 64, trace: true }, name: 'disk', open: { size: 64 * B }, scope: 'all' }, (f) => {
+    ({ dir, ring, dev, file } = f);
   });
-  afterAll(async () => {
-    await ring.close();
-    t.cleanup();
+  // A second file on the same ring, for the test that ORDERED does not cross devices.
+  beforeAll(async () => {
+    other = await ring.open(path.join(dir, 'other'), { create: true, size: 64 * B });
   });
 
   const fill = (byte: number, blocks = 1): Buffer => Buffer.alloc(blocks * B, byte);
@@ -120,7 +119,7 @@ describe('tagged writes on io_uring leave the content the rules imply', () => {
       ]);
       // The write to `dev` arrived behind a pending ORDERED on `other` and was issued at once.
       expect(res[2]!.issued!).toBeLessThan(res[1]!.issued!);
-      expect(blocks(0, 1, path.join(t.dir, 'other'))).toEqual([0x2]);
+      expect(blocks(0, 1, path.join(dir, 'other'))).toEqual([0x2]);
       expect(blocks(1, 1)).toEqual([0x3]);
     }
   });

@@ -3,24 +3,12 @@
 // partial blocks at both ends), many requests in flight, backpressure.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { Ring, type BlockDevice } from '../dist/lib/index.js';
-import { tempDir } from './helpers/tmp';
-
-let t: ReturnType<typeof tempDir>;
-let ring: Ring;
-beforeEach(() => {
-  t = tempDir();
-  ring = new Ring({ depth: 64 });
-});
-afterEach(async () => {
-  await ring.close();
-  t.cleanup();
-});
+import { type BlockDevice } from '../dist/lib/index.js';
+import { withDevice } from './helpers/device-fixture';
 
 async function collect(r: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -44,10 +32,9 @@ for (const direct of [false, true]) {
     const size = (4 << 20) + 1000; // not a multiple of any block size
     let file: string;
     let dev: BlockDevice;
-    beforeEach(async () => {
-      file = path.join(t.dir, 'img');
-      fs.writeFileSync(file, Buffer.alloc(size, 0xee));
-      dev = await ring.open(file, { direct });
+    const prepare = (f: string) => fs.writeFileSync(f, Buffer.alloc(size, 0xee));
+    withDevice({ ring: { depth: 64 }, name: 'img', prepare, open: { direct } }, (f) => {
+      ({ file, dev } = f);
     });
 
     it('a write stream from an unaligned start to the unaligned end of the file, then read back', async () => {
@@ -83,12 +70,9 @@ for (const direct of [false, true]) {
 
 describe('flow control (null engine, 20 ms per request)', () => {
   let dev: BlockDevice;
-  let nullRing: Ring;
-  beforeEach(async () => {
-    nullRing = new Ring({ engine: 'null', nullEngine: { latencyUs: 20_000 } });
-    dev = await nullRing.open(path.join(t.dir, 'null.img'), { create: true, size: 1 << 20 });
+  withDevice({ ring: { engine: 'null', nullEngine: { latencyUs: 20_000 } }, name: 'null.img', open: { size: 1 << 20 } }, (f) => {
+    ({ dev } = f);
   });
-  afterEach(() => nullRing.close());
 
   it('keeps `depth` reads in flight', async () => {
     const started = Date.now();

@@ -70,8 +70,8 @@ export interface NativeImage {
    * raw record there is; reads and writes are split by the cluster map, the
    * rest (and what the map does not know) is parked for this layer.
    */
-  submit(op: keyof typeof OP, buffers: ArrayBufferView[] | null, offset: number, length: number, tag: number, flags: number):
-    Promise<number>;
+  submit(op: keyof typeof OP, buffers: ArrayBufferView[] | null, offset: number, length: number, tag: number, flags: number,
+    signal: AbortSignal | null, ended: (() => void) | null): Promise<number>;
   /** Waits for the handle's requests (parked ones included), then closes it. */
   close(): Promise<void>;
   /** An id a vhost-user-blk server takes to serve this image in place (0: it cannot). */
@@ -295,7 +295,7 @@ export class Qcow2Device {
       const off = checkUint(offset, 'offset');
       this.#checkDirect(off, [b]);
       const tag = this.#transferTag(options, READ_KEYS);
-      if (tag >= 0) return this.#submitNative('read', [b], off, b.length, tag, 0);
+      if (tag >= 0) return this.#submitNative('read', [b], off, b.length, tag, 0, true, options);
       if (options === undefined && !this.#closing && !this.#cow && this.#gate.tryEnterSimple()) {
         // Hot path (SIMPLE, nothing ordered pending): no per-request closure through the gate.
         return this.#read(b, off).then((n) => {
@@ -316,7 +316,7 @@ export class Qcow2Device {
       const off = checkUint(offset, 'offset');
       this.#checkDirect(off, bs);
       const tag = this.#transferTag(options, READ_KEYS);
-      if (tag >= 0) return this.#submitNative('read', bs, off, bs.reduce((n, b) => n + b.length, 0), tag, 0);
+      if (tag >= 0) return this.#submitNative('read', bs, off, bs.reduce((n, b) => n + b.length, 0), tag, 0, true, options);
       return this.#op(checkOptions(options, 'options', READ_KEYS), false, async () => {
         const all = ioBuffer(bs.reduce((n, b) => n + b.length, 0));
         const n = await this.#read(all, off);
@@ -349,7 +349,7 @@ export class Qcow2Device {
       const tag = this.#engineTag(o);
       if (tag >= 0) {
         this.#checkOpen();
-        return this.#submitNative('flush', null, 0, 0, tag, metadata ? FLAG.metadata : 0, false).then(() => undefined);
+        return this.#submitNative('flush', null, 0, 0, tag, metadata ? FLAG.metadata : 0, false, o).then(() => undefined);
       }
       return this.#op(o, false, () => this.#flush()).then(() => undefined);
     });
@@ -365,7 +365,7 @@ export class Qcow2Device {
       const tag = this.#engineTag(o);
       if (tag >= 0) {
         this.#checkWritable();
-        return this.#submitNative('discard', null, off, len, tag, 0, false);
+        return this.#submitNative('discard', null, off, len, tag, 0, false, o);
       }
       return this.#op(o, true, () => this.#zero(off, len));
     });
@@ -381,7 +381,7 @@ export class Qcow2Device {
       const tag = this.#engineTag(o);
       if (tag >= 0) {
         this.#checkWritable();
-        return this.#submitNative('writeZeroes', null, off, len, tag, unmap ? FLAG.unmap : 0, false);
+        return this.#submitNative('writeZeroes', null, off, len, tag, unmap ? FLAG.unmap : 0, false, o);
       }
       return this.#op(o, true, () => this.#zero(off, len));
     });
@@ -546,7 +546,7 @@ export class Qcow2Device {
     this.#checkRange(off, b.length, 'write');
     this.#checkDirect(off, parts);
     const tag = this.#transferTag(o, WRITE_KEYS);
-    if (tag >= 0) return this.#submitNative('write', parts, off, b.length, tag, fua ? FLAG.fua : 0);
+    if (tag >= 0) return this.#submitNative('write', parts, off, b.length, tag, fua ? FLAG.fua : 0, true, o);
     return this.#op(o, true, async () => {
       await this.#write(b, off);
       if (fua) await this.#flush();
@@ -594,26 +594,37 @@ export class Qcow2Device {
   // exactly as a raw record on dev.handle does, so the two APIs order with
   // each other as on a raw device. The engine splits reads and writes by the
   // map and parks the rest (flush, discard, write-zeroes, FUA writes, what
-  // the map does not know) for _resolve. -1: this layer's gate runs it.
-  #engineTag(o: { tag?: unknown; signal?: unknown }): number {
-    if (!this.#mapOn() || this.#closing || o.signal !== undefined) return -1;
+  // the map does not know) for _resolve; a signal is the ring's, as for a
+  // raw device. -1: this layer's gate runs it.
+  #engineTag(o: { tag?: unknown }): number {
+    if (!this.#mapOn() || this.#closing) return -1;
     return checkTag(o.tag);
   }
 
-  // A read or write also counts in the gate while in the engine, so what
-  // the gate orders itself (resize, close) waits for it.
+  // A read or write also counts in the gate until the engine is done with
+  // it (after an abort too), so what the gate orders itself (resize, close)
+  // waits for it.
   #transferTag(options: unknown, keys: readonly string[]): number {
     const tag = this.#engineTag(options === undefined ? {} : checkOptions(options, 'options', keys));
     return tag >= 0 && this.#gate.tryEnterSimple() ? tag : -1;
   }
 
+  readonly #leaveGate = (): void => this.#gate.leaveSimple();
+
   #submitNative(op: keyof typeof OP, bufs: ArrayBufferView[] | null, off: number, len: number, tag: number, flags: number,
-    counted = true): Promise<number> {
-    return this.#native!.submit(op, bufs, off, len, tag, flags).then((n) => {
+    counted: boolean, options: unknown): Promise<number> {
+    let signal: AbortSignal | null;
+    try {
+      signal = options === undefined ? null : checkSignal((options as { signal?: unknown }).signal, 'options.signal');
+    } catch (e) {
       if (counted) this.#gate.leaveSimple();
-      return n;
-    }, (e: unknown) => {
+      throw e;
+    }
+    if (signal?.aborted) {
       if (counted) this.#gate.leaveSimple();
+      return Promise.reject(abortError(signal));
+    }
+    return this.#native!.submit(op, bufs, off, len, tag, flags, signal, counted ? this.#leaveGate : null).then(undefined, (e: unknown) => {
       const key = `${OP[op]}:${off}:${len}`;
       const coded = this.#resolveErrors.get(key);
       this.#resolveErrors.delete(key);

@@ -1,24 +1,42 @@
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 
-import { Ring, type BlockDevice, type OpenOptions, type RingOptions } from '../../dist/lib/index.js';
+import { Ring, type BlockDevice, type OpenOptions, type Qcow2Device, type RingOptions } from '../../dist/lib/index.js';
 import { tempDir } from './tmp';
 
-export interface DeviceFixture {
+export interface DeviceFixture<D = BlockDevice> {
   dir: string;
   file: string;
   ring: Ring;
-  dev: BlockDevice;
+  dev: D;
+}
+
+export interface DeviceFixtureOptions {
+  ring?: RingOptions;
+  open?: OpenOptions;
+  name?: string;
+  scope?: 'each' | 'all';
+  /**
+   * Makes the file (a pre-filled raw file, a qcow2 image) before it is
+   * opened; the device is then opened with `open` alone, without the
+   * `create: true` a fixture without `prepare` adds.
+   */
+  prepare?: (file: string, dir: string) => void | Promise<void>;
 }
 
 /**
- * A ring with one device on a fresh file in a temp dir, made before each
- * test (or once, with scope 'all') and closed and removed after. `bind`
- * receives the fixture each time it is made.
+ * A ring with one device on a file in a temp dir (a fresh one, or what
+ * `prepare` makes), made before each test (or once, with scope 'all') and
+ * closed and removed after. `bind` receives the fixture each time it is made.
  */
 export function withDevice(
-  options: { ring?: RingOptions; open?: OpenOptions; name?: string; scope?: 'each' | 'all' },
-  bind: (f: DeviceFixture) => void,
+  options: DeviceFixtureOptions & { open: OpenOptions & { format: 'qcow2' } },
+  bind: (f: DeviceFixture<Qcow2Device>) => void,
+): void;
+export function withDevice(options: DeviceFixtureOptions, bind: (f: DeviceFixture) => void): void;
+export function withDevice(
+  options: DeviceFixtureOptions,
+  bind: (f: DeviceFixture<BlockDevice & Qcow2Device>) => void,
 ): void {
   let t: ReturnType<typeof tempDir> | undefined;
   let ring: Ring | undefined;
@@ -27,7 +45,9 @@ export function withDevice(
     t = tempDir();
     const file = path.join(t.dir, options.name ?? 'disk.img');
     ring = new Ring(options.ring ?? {});
-    const dev = await ring.open(file, { create: true, ...options.open });
+    if (options.prepare) await options.prepare(file, t.dir);
+    const open = options.prepare ? options.open : { create: true, ...options.open };
+    const dev = (await ring.open(file, open)) as BlockDevice & Qcow2Device;
     bind({ dir: t.dir, file, ring, dev });
   });
   (each ? afterEach : afterAll)(async () => {

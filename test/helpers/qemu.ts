@@ -2,6 +2,7 @@
 // .ci/run). Each returns the exit status and output rather than throwing,
 // so tests can assert on what qemu-img said.
 import { spawnSync } from 'node:child_process';
+import { expect } from 'vitest';
 
 export interface ToolResult {
   status: number;
@@ -37,4 +38,20 @@ export function check(image: string): { status: number; report: Record<string, u
     report = { raw: r.out };
   }
   return { status: r.status, report };
+}
+
+/** qemu-img check finds no errors, corruptions or leaks in a qcow2 image. */
+export function expectCheckClean(image: string): void {
+  const c = check(image);
+  expect(c.report).toMatchObject({ 'check-errors': 0 });
+  expect(c.report.corruptions ?? 0).toBe(0);
+  expect(c.report.leaks ?? 0).toBe(0);
+  expect(c.status).toBe(0);
+}
+
+/** qemu-img compare: the qcow2 image reads exactly as the raw file. */
+export function expectSameAsRaw(image: string, raw: string): void {
+  const cmp = qemuImg('compare', '-f', 'qcow2', '-F', 'raw', image, raw);
+  expect(cmp.out).toContain('Images are identical');
+  expect(cmp.status).toBe(0);
 }
