@@ -32,6 +32,7 @@ export interface DeviceOwner {
   _closeDevice(dev: BlockDevice): Promise<void>;
   _resizeDevice(dev: BlockDevice, size: number): Promise<void>;
   _deviceSize(dev: BlockDevice): number;
+  _deviceFileLength(dev: BlockDevice): number;
   _deviceFd(dev: BlockDevice): number;
 }
 
@@ -152,6 +153,11 @@ export class BlockDevice {
   get size(): number {
     if (!this.closed) this.#lastSize = this.#owner._deviceSize(this);
     return this.#lastSize;
+  }
+
+  /** @internal The file's length now (fstat): what every writer made it, other engines' too; -1 unknown. */
+  _fileLength(): number {
+    return this.closed ? -1 : this.#owner._deviceFileLength(this);
   }
 
   /**

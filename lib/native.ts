@@ -73,6 +73,8 @@ export interface RingHandle {
   resizeDevice(handle: number, size: number): Promise<void>;
   /** The device's size as the engine tracks it. */
   deviceSize(handle: number): number;
+  /** fstat st_size of the device's file (-1 if fstat fails). */
+  deviceFileLength(handle: number): number;
   /** The fd the engine opened and owns (mmap, lseek, servers' dups); ERR_DEVICE_CLOSED once closing. */
   deviceFd(handle: number): number;
   /** True when the fd was closed now; false when raw requests keep it open. */

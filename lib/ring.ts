@@ -489,6 +489,11 @@ export class Ring implements DeviceOwner {
     return this.#h.deviceSize(dev.handle);
   }
 
+  /** @internal */
+  _deviceFileLength(dev: BlockDevice): number {
+    return this.#h.deviceFileLength(this.#target(dev).handle);
+  }
+
   // The target of a device this ring opened (close and resize reach here
   // only through the device, so it is always there until _closeDevice).
   #target(dev: BlockDevice): DeviceTarget {

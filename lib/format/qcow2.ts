@@ -1488,9 +1488,22 @@ export class Qcow2Device {
       pending = true;
     }
     if (l2s.length) {
+      // A fresh cluster the engine writes after its L2 entry was set (#allocateParked,
+      // #makeWritable: it reads as zeros until then) may lie past the end of the file
+      // still, and an entry there is corrupt (qemu-img check). Such entries go out as
+      // reading zeros (what the cluster held before) and their table stays dirty; the
+      // file length (fstat: a vhost-user-blk server's writes count too) is taken before
+      // the barrier, so everything below it is durable after.
+      const file = this.#file as HostFile & Partial<Pick<BlockDevice, '_fileLength'>>;
+      const len = file._fileLength ? file._fileLength() : -1;
+      const fileEnd = len < 0 ? Infinity : len; // a WriteLog's file: data always precedes its entry
+      if (fileEnd < this.#hostEnd) pending = true;
       await barrier();
+      const held = fileEnd < this.#hostEnd ? l2s.map((r) => this.#holdPastEnd(r.copy, fileEnd)) : null;
       await Promise.all(l2s.map((r) => this.#writeMeta(r.copy, r.t.offset)));
-      for (const r of l2s) this.#cache.markClean(r.t, r.gen);
+      l2s.forEach((r, k) => {
+        if (!held?.[k]) this.#cache.markClean(r.t, r.gen);
+      });
       pending = true;
     }
     if (l1) {
@@ -1503,6 +1516,21 @@ export class Qcow2Device {
       for (const f of frees) await this.#refcountAdd(f / this.#cs, -1);
       this.#writebackAgain = true; // the dropped refcounts go out in the next pass
     }
+  }
+
+  /** Rewrites entries of an L2 snapshot that point at or past end as zero clusters; true if any did. */
+  #holdPastEnd(copy: Buffer, end: number): boolean {
+    let any = false;
+    for (let at = 0; at < copy.length; at += this.#entryBytes) {
+      const hi = copy.readUInt32BE(at);
+      if (hi & FLAG_COMPRESSED) continue;
+      const lo = copy.readUInt32BE(at + 4);
+      const host = (hi & OFFSET_MASK_HI) * 0x100000000 + (lo - (lo & 0x1ff));
+      if (!host || host < end) continue;
+      this.#setEntry(copy, at, 0, 0, this.version === 3 ? ZERO_FLAG : 0);
+      any = true;
+    }
+    return any;
   }
 
   /** The header cluster with the current fields (v3 fields after byte 72 kept as read). */

@@ -28,6 +28,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::CloseDevice>("closeDevice"),
                          InstanceMethod<&RingHandle::Submit>("submit"),
                          InstanceMethod<&RingHandle::DeviceSize>("deviceSize"),
+                         InstanceMethod<&RingHandle::DeviceFileLength>("deviceFileLength"),
                          InstanceMethod<&RingHandle::DeviceFd>("deviceFd"),
                          InstanceMethod<&RingHandle::SubmitRaw>("submitRaw"),
                          InstanceMethod<&RingHandle::Reap>("reap"),
@@ -168,6 +169,16 @@ Napi::Value RingHandle::DeviceSize(const Napi::CallbackInfo& info) {
   Device* dev = engine_ ? engine_->GetDevice(info[0].ToNumber().Uint32Value()) : nullptr;
   if (!dev) ThrowState(env, "ERR_DEVICE_CLOSED", "device is closed");
   return Napi::Number::New(env, static_cast<double>(dev->size));
+}
+
+// deviceFileLength(handle): the file's length now (fstat), which writes by
+// other engines (a vhost-user-blk server's) change too; -1 if fstat fails.
+Napi::Value RingHandle::DeviceFileLength(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Device* dev = engine_ ? engine_->GetDevice(info[0].ToNumber().Uint32Value()) : nullptr;
+  if (!dev || dev->fd < 0) ThrowState(env, "ERR_DEVICE_CLOSED", "device is closed");
+  int64_t n = FileLength(dev->fd);
+  return Napi::Number::New(env, n < 0 ? -1 : static_cast<double>(n));
 }
 
 Napi::Value RingHandle::CloseDevice(const Napi::CallbackInfo& info) {

@@ -67,6 +67,7 @@ class RingHandle final : public TaggedWrap<RingHandle>, private CompletionListen
   Napi::Value ImageHas(const Napi::CallbackInfo& info);
   Napi::Value ImageReset(const Napi::CallbackInfo& info);
   Napi::Value ResumeParked(const Napi::CallbackInfo& info);
+  Napi::Value DeviceFileLength(const Napi::CallbackInfo& info);
   Napi::Value RetryParkedMany(const Napi::CallbackInfo& info);
   Napi::Value ParkedCopy(const Napi::CallbackInfo& info);
   Napi::Value DeviceInflight(const Napi::CallbackInfo& info);

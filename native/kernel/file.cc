@@ -49,6 +49,12 @@ int OpenDeviceFile(const char* path, const OpenRequest& req, const char** syscal
   return fd;
 }
 
+int64_t FileLength(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -errno;
+  return static_cast<int64_t>(st.st_size);
+}
+
 int TruncateFile(int fd, uint64_t size) {
   if (size > static_cast<uint64_t>(INT64_MAX)) return -EFBIG;
   int r;

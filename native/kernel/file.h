@@ -27,6 +27,8 @@ struct OpenRequest {
 int OpenDeviceFile(const char* path, const OpenRequest& req, const char** syscall);
 // ftruncate, retried on EINTR: 0 or -errno.
 int TruncateFile(int fd, uint64_t size);
+// fstat's st_size (what every writer of the file made it), or -errno.
+int64_t FileLength(int fd);
 // A close-on-exec duplicate of fd (same open file description), or -errno.
 int DuplicateFd(int fd);
 // close: 0 or -errno. The fd is gone either way (Linux never leaves it open).
