@@ -589,8 +589,8 @@ export class Qcow2Device {
     return this.#native !== null && !this.#cow && !this.#extL2;
   }
 
-  // One scheduler for tags: with the native map on, a request without a
-  // signal goes to the engine on the image handle with its tag and flags,
+  // One scheduler for tags: with the native map on, a request goes to the
+  // engine on the image handle with its tag and flags,
   // exactly as a raw record on dev.handle does, so the two APIs order with
   // each other as on a raw device. The engine splits reads and writes by the
   // map and parks the rest (flush, discard, write-zeroes, FUA writes, what
@@ -664,7 +664,7 @@ export class Qcow2Device {
 
   /** @internal The engine parked a request on this image: resolve what it needs, then resume it. */
   _resolve(p: ParkedRequest): void {
-    if (p.op === OP_WRITE && !p.fua) {
+    if (p.op === OP.write && !p.fua) {
       // Every write parked in one wakeup (the ring delivers them in one
       // pass) is allocated by one synchronous step once the pass is over.
       if (this.#parkedWrites.push(p) === 1) queueMicrotask(this.#allocateParked);
@@ -674,22 +674,18 @@ export class Qcow2Device {
   }
 
   #resolveOne(p: ParkedRequest): void {
-    this.#resolve(p).catch((e: unknown) => {
-      if (this.#resolveErrors.size > 64) this.#resolveErrors.clear();
-      this.#resolveErrors.set(`${p.op}:${p.offset}:${p.length}`, e as Error);
-      p.finish(-errnoOf(e));
-    });
+    this.#resolve(p).catch((e: unknown) => this.#failResolved(p, e));
   }
 
   async #resolve(p: ParkedRequest): Promise<void> {
     const { op, offset: off, length: len } = p;
-    if (op === OP_FLUSH) {
+    if (op === OP.flush) {
       await this.#gate.run(TAG.simple, () => this.#flush());
       return p.finish(0);
     }
-    if (op !== OP_READ) this.#checkWritableOpen();
-    if (op === OP_DISCARD || op === OP_WRITE_ZEROES) {
-      this.#checkRange(off, len, op === OP_DISCARD ? 'discard' : 'writeZeroes');
+    if (op !== OP.read) this.#checkWritableOpen();
+    if (op === OP.discard || op === OP.writeZeroes) {
+      this.#checkRange(off, len, op === OP.discard ? 'discard' : 'writeZeroes');
       await this.#gate.run(TAG.simple, () => this.#zero(off, len));
       return p.finish(len);
     }
@@ -698,7 +694,7 @@ export class Qcow2Device {
     const firstTable = Math.floor(off / this.#cs / this.#l2Entries);
     const lastTable = Math.floor((end - 1) / this.#cs / this.#l2Entries);
     let slow = !this.#mapOn() || p.fua || lastTable - firstTable + 1 > MAX_MAP_TABLES;
-    if (!slow && op === OP_WRITE) {
+    if (!slow && op === OP.write) {
       // Every cluster gets a writable host cluster holding its current
       // content (qcow2: data before the L2 entry); the guest data then goes in place.
       const jobs: Promise<void>[] = [];
@@ -723,7 +719,7 @@ export class Qcow2Device {
       let known = true;
       for (let vc = Math.floor(off / this.#cs); vc * this.#cs < end && known; vc++) {
         const e = this.#probe(tables[Math.floor(vc / this.#l2Entries) - firstTable]!, vc);
-        known = e !== 0 && (op !== OP_WRITE || (e & MAP_WRITABLE) !== 0);
+        known = e !== 0 && (op !== OP.write || (e & MAP_WRITABLE) !== 0);
       }
       if (!known) {
         slow = true; // compressed clusters (or a bad entry): served by this layer
@@ -736,7 +732,7 @@ export class Qcow2Device {
     }
     // This layer serves it, through a buffer of its own.
     const buf = ioBuffer(end - off);
-    if (op === OP_READ) {
+    if (op === OP.read) {
       const n = await this.#read(buf, off);
       p.copy(buf.subarray(0, n), true);
       return p.finish(n);
@@ -873,11 +869,14 @@ export class Qcow2Device {
   }
 
   #failParked(ps: ParkedRequest[], e: unknown): void {
-    for (const p of ps) {
-      if (this.#resolveErrors.size > 64) this.#resolveErrors.clear();
-      this.#resolveErrors.set(`${p.op}:${p.offset}:${p.length}`, e as Error);
-      p.finish(-errnoOf(e));
-    }
+    for (const p of ps) this.#failResolved(p, e);
+  }
+
+  // A parked request failed: its Promise (#submitNative) gets the coded error, the engine the errno.
+  #failResolved(p: ParkedRequest, e: unknown): void {
+    if (this.#resolveErrors.size > 64) this.#resolveErrors.clear();
+    this.#resolveErrors.set(`${p.op}:${p.offset}:${p.length}`, e as Error);
+    p.finish(-errnoOf(e));
   }
 
   #checkWritableOpen(): void {
@@ -1668,12 +1667,6 @@ export class Qcow2Device {
     await this.#sync();
   }
 }
-
-const OP_READ = 0;
-const OP_WRITE = 1;
-const OP_FLUSH = 2;
-const OP_DISCARD = 3;
-const OP_WRITE_ZEROES = 4;
 
 // The errno a parked request fails with (its Promise gets the coded error itself).
 function errnoOf(e: unknown): number {
