@@ -9,7 +9,7 @@
 import os from 'node:os';
 
 import type { BlockDevice } from '../../block-device';
-import { FLAG, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_BUFOFFSET, SQ_DEVICE, SQ_ID, SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE } from '../../records';
+import { FLAG, OP, opWord, SQ_BUFCOUNT, SQ_BUFFER, SQ_BUFOFFSET, SQ_DEVICE, SQ_ID, SQ_LENGTH, SQ_OFFSET, SQ_OPWORD, SQ_STRIDE, TAG } from '../../records';
 import type { RawQueue } from '../../raw-queue';
 import type { Ring } from '../../ring';
 import { HEADROOM, PayloadBuffer } from './buffers';
@@ -78,7 +78,7 @@ export class RawPath {
     const sq = this.#raw.sq;
     const b = this.#queued * SQ_STRIDE;
     sq[b + SQ_ID] = i;
-    sq[b + SQ_OPWORD] = opWord(write ? OP.write : OP.read, 0, fua ? FLAG.fua : 0);
+    sq[b + SQ_OPWORD] = opWord(write ? OP.write : OP.read, TAG.simple, fua ? FLAG.fua : 0);
     sq[b + SQ_DEVICE] = this.#handle;
     sq[b + SQ_BUFFER] = i;
     sq[b + SQ_BUFCOUNT] = 1;
