@@ -19,6 +19,7 @@
         "native/kernel/thread.cc",
         "native/engine/scheduler.cc",
         "native/engine/engine.cc",
+        "native/engine/write_log.cc",
         "native/format/cluster_map.cc",
         "native/engine/io_uring_backend.cc",
         "native/engine/libaio_backend.cc",
@@ -50,6 +51,7 @@
         "native/binding/seek.cc",
         "native/binding/mapped_region.cc",
         "native/binding/cow_region.cc",
+        "native/binding/write_log.cc",
         "native/binding/vhost_user_blk.cc",
         "native/binding/addon.cc"
       ],

@@ -124,6 +124,8 @@ export class BlockDevice {
   readonly #target: DeviceTarget;
   #closing: Promise<void> | null = null;
   #lastSize: number;
+  /** @internal Opened with a writeLog: the ring's engine logs what it sends to the kernel. */
+  _writeLogged = false;
 
   /** @internal */
   constructor(owner: DeviceOwner, target: DeviceTarget, info: DeviceInfo, direct: boolean) {

@@ -16,7 +16,7 @@ export type { CreateImageOptions, ImageFormat } from './format/image';
 export { Qcow2Device } from './format/qcow2';
 export type { BackingDevice } from './format/qcow2';
 export { WriteLog } from './write-log';
-export type { LogEntry, LoggableDevice, LoggedFlush, LoggedWrite } from './write-log';
+export type { LogEntry, LoggableDevice, LoggedFlush, LoggedWrite, LoggedZeroes } from './write-log';
 export { serveVhostUserBlk, VhostUserBlkServer } from './server/vhost-user-blk';
 export type { VhostUserBlkOptions, VhostUserBlkStats } from './server/vhost-user-blk';
 export { NbdServer, serveNbd } from './server/nbd/server';

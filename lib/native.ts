@@ -77,6 +77,8 @@ export interface RingHandle {
   deviceFileLength(handle: number): number;
   /** The fd the engine opened and owns (mmap, lseek, servers' dups); ERR_DEVICE_CLOSED once closing. */
   deviceFd(handle: number): number;
+  /** The engine records what this device sends to the kernel into log (native/engine/write_log.h). */
+  attachLog(handle: number, log: WriteLogHandle): void;
   /** True when the fd was closed now; false when raw requests keep it open. */
   closeDevice(handle: number): boolean;
   /** Submits records 0..count-1 of sq; atomic: one bad record submits none. */
@@ -124,6 +126,17 @@ export interface MappedRegionHandle {
 }
 
 /** A copy-on-write mapping of a qcow2 overlay (lib/format/qcow2-map.ts). */
+/** A write log entry as native/binding/write_log.cc returns it: [kind (0 write, 1 flush, 2 zeroes), offset, length, data, issued]. */
+export type NativeLogEntry = [number, number, number, Buffer | null, number];
+export interface WriteLogHandle {
+  now(): number;
+  /** An entry issued now (for devices outside the engine): returns its index. */
+  record(kind: number, offset: number, dataOrLength: Uint8Array | number): number;
+  complete(index: number): void;
+  /** Entries from index known on, and every entry's completed stamp. */
+  sync(known: number): [NativeLogEntry[], Float64Array];
+}
+
 export interface CowRegionHandle {
   mapOverlay(offset: number, length: number, host: number, writable: boolean): void;
   /** fd -1: read-only zero pages. */
@@ -186,6 +199,7 @@ export interface NativeBinding {
     new (mapping: unknown, externalBuffers: boolean): MappedRegionHandle;
   };
   CowRegion: new (overlayFd: number, size: number, clusterSize: number, capacity: number) => CowRegionHandle;
+  WriteLog: new () => WriteLogHandle;
   VhostUserBlkHandle: new (fd: number, options: VhostUserBlkHandleOptions) => VhostUserBlkHandle;
   /** BlockIoError.syscall names, by a completion record's CQ_SYSCALL (native/engine/syscall.h). */
   readonly syscallNames: readonly string[];

@@ -317,6 +317,7 @@ export class Ring implements DeviceOwner {
     const growable = checkBool(o.growable, 'options.growable');
     const exclusive = checkBool(o.exclusive, 'options.exclusive');
     const size = o.size === undefined ? undefined : checkUint(o.size, 'options.size');
+    const writeLog = checkWriteLog(o.writeLog);
     this.#checkOpen();
     // The addon opens (O_CLOEXEC), owns and closes the fd: never node:fs,
     // whose worker fd tracking would close the number again at worker exit.
@@ -329,8 +330,10 @@ export class Ring implements DeviceOwner {
     } catch (e) {
       throw fromNative(e, path);
     }
+    if (writeLog) this.#h.attachLog(info.handle, writeLog._native);
     const target = new DeviceTarget(info.handle, path);
     const dev = new BlockDevice(this, target, info, direct);
+    dev._writeLogged = writeLog !== undefined;
     this.#devices.set(dev, target);
     return dev;
   }
@@ -675,9 +678,8 @@ export class Ring implements DeviceOwner {
 
   // Gives a qcow2 image (and each image of its chain) a native image
   // device: the engine splits its reads and writes by a cluster map the
-  // format layer fills (native/format/cluster_map.h). Not with a WriteLog
-  // (it records what goes through the format layer) or above a backing
-  // image that has none.
+  // format layer fills (native/format/cluster_map.h). Not above a backing
+  // image that has none, nor over a file a WriteLog's wrap() wraps.
   readonly #attachImage = (dev: Qcow2Device, file: HostFile, backing: BackingDevice | null): void => {
     if (!(file instanceof BlockDevice) || !this.#devices.has(file)) return;
     let backingHandle = -1;

@@ -25,7 +25,7 @@ function binary(pkg: string, file: string): string | null {
   }
 }
 
-// 4 kinds x their entry points x 5 wrong receivers each.
+// 5 kinds x their entry points x 6 wrong receivers each.
 function expectAllRefused(calls: WrongReceiverCall[], v8Receiver: boolean): number {
   expect(calls.length).toBeGreaterThan(4 * 5 * 5);
   let coded = 0;

@@ -19,7 +19,8 @@ export function checkFormat(v: unknown, name: string): ImageFormat {
 }
 
 /** What openQcow2 needs from the ring: raw opens. */
-export type RawOpen = (path: string, o: { readOnly: boolean; direct: boolean; growable: boolean; exclusive: boolean }) => Promise<BlockDevice>;
+export type RawOpen = (path: string,
+  o: { readOnly: boolean; direct: boolean; growable: boolean; exclusive: boolean; writeLog?: WriteLog | undefined }) => Promise<BlockDevice>;
 
 /** Gives each image of a chain, once open, its native handle (the ring's). */
 export type AttachImage = NonNullable<Qcow2Options['attach']>;
@@ -34,8 +35,9 @@ export async function openQcow2(open: RawOpen, imagePath: string,
   const here = [...chain, real];
   return Qcow2Device.open(imagePath, {
     openFile: async (p, readOnly, direct) => {
-      const file = await open(p, { readOnly, direct, growable: !readOnly, exclusive: o.exclusive });
-      return o.writeLog ? o.writeLog.wrap(file) : file;
+      // With a writeLog the engine records everything the file gets: data the
+      // cluster map sends straight to it and the format layer's metadata.
+      return open(p, { readOnly, direct, growable: !readOnly, exclusive: o.exclusive, writeLog: o.writeLog });
     },
     openBacking: async (p, format, upper): Promise<BackingDevice> => {
       if (format === 'qcow2') {

@@ -559,7 +559,7 @@ export class Qcow2Device {
   /** The handle ring.raw records name (README "qcow2"). */
   get handle(): number {
     if (!this.#native) {
-      throw new BlockringError('ERR_NOT_SUPPORTED', `'${this.path}' has no native handle (opened with a writeLog, or closed)`);
+      throw new BlockringError('ERR_NOT_SUPPORTED', `'${this.path}' has no native handle (closed, or its file is a WriteLog's wrap())`);
     }
     return this.#native.handle;
   }
@@ -1495,7 +1495,7 @@ export class Qcow2Device {
       // the barrier, so everything below it is durable after.
       const file = this.#file as HostFile & Partial<Pick<BlockDevice, '_fileLength'>>;
       const len = file._fileLength ? file._fileLength() : -1;
-      const fileEnd = len < 0 ? Infinity : len; // a WriteLog's file: data always precedes its entry
+      const fileEnd = len < 0 ? Infinity : len; // a wrap()ped file: data always precedes its entry
       if (fileEnd < this.#hostEnd) pending = true;
       await barrier();
       const held = fileEnd < this.#hostEnd ? l2s.map((r) => this.#holdPastEnd(r.copy, fileEnd)) : null;

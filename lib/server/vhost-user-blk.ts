@@ -5,8 +5,9 @@
 // there too, in place, split by the image's native cluster map; what the map
 // cannot do (a metadata miss, allocation, flush, discard) comes here without
 // data and goes back as retry or finish. Only requests the format layer
-// serves itself (compressed clusters; an image without a native device,
-// e.g. a writeLog or a qcow2 backing) are copied.
+// serves itself (compressed clusters; an image without a native device, e.g.
+// over a qcow2 backing; an image whose file has a writeLog, which the ring's
+// engine keeps) are copied.
 import { BlockDevice } from '../block-device';
 import { Qcow2Device } from '../format/qcow2';
 import { BlockringError, deviceClosed, fromNative } from '../errors';
@@ -107,6 +108,10 @@ export function serveVhostUserBlk(device: BlockDevice | Qcow2Device, options: Vh
   const serial = o.serial ?? 'blockring';
   if (typeof serial !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'options.serial must be a string');
   if (Buffer.byteLength(serial) > 20) throw rangeError('ERR_OUT_OF_RANGE', 'options.serial is longer than 20 bytes');
+  if (device instanceof BlockDevice && device._writeLogged && !device.readOnly) {
+    // The server's engine runs on a thread of its own, outside the ring's log.
+    throw new BlockringError('ERR_NOT_SUPPORTED', `'${device.path}' is opened with a writeLog: serve it over NBD, or open it without one`);
+  }
   const readOnly = checkBool(o.readOnly, 'options.readOnly') || device.readOnly;
   const size = device.size;
   // The guest's logical block size: O_DIRECT alignment, else 512 (block

@@ -11,6 +11,7 @@
 #include "ring_handle.h"
 #include "seek.h"
 #include "vhost_user_blk.h"
+#include "write_log.h"
 
 namespace blockring {
 
@@ -25,6 +26,7 @@ class BlockringAddon final : public Napi::Addon<BlockringAddon> {
     exports.Set("addressAlignment", Napi::Function::New<AddressAlignment>(env, "addressAlignment"));
     exports.Set("MappedRegion", MappedRegion::Define(env));
     exports.Set("CowRegion", CowRegionHandle::Define(env));
+    exports.Set("WriteLog", WriteLogHandle::Define(env));
     exports.Set("seekDataOrHole", Napi::Function::New<SeekDataOrHoleJs>(env, "seekDataOrHole"));
     exports.Set("VhostUserBlkHandle", VhostUserBlkHandle::Define(env));
     Napi::Array names = Napi::Array::New(env);

@@ -11,6 +11,7 @@
 
 #include "../kernel/file.h"
 #include "errors.h"
+#include "write_log.h"
 #include "ring_handle.h"
 #include "values.h"
 
@@ -139,6 +140,17 @@ Napi::Value RingHandle::DeviceFd(const Napi::CallbackInfo& info) {
   Device* dev = engine_ ? engine_->GetDevice(info[0].ToNumber().Uint32Value()) : nullptr;
   if (!dev || dev->fd < 0) ThrowState(env, "ERR_DEVICE_CLOSED", "device is closed");
   return Napi::Number::New(env, dev->fd);
+}
+
+// attachLog(handle, log): the engine records what this device sends to the
+// kernel into log (a WriteLogHandle) from now on.
+Napi::Value RingHandle::AttachLog(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Device* dev = engine_ ? engine_->GetDevice(info[0].ToNumber().Uint32Value()) : nullptr;
+  if (!dev || dev->fd < 0) ThrowState(env, "ERR_DEVICE_CLOSED", "device is closed");
+  if (!info[1].IsObject()) ThrowType(env, "ERR_INVALID_ARG_TYPE", "expected a WriteLog handle");
+  dev->log = WriteLogHandle::Unwrap(info[1].As<Napi::Object>())->log();
+  return env.Undefined();
 }
 
 // resizeDevice(handle, size) -> Promise: ftruncate, then the engine's size.

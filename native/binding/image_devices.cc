@@ -45,7 +45,8 @@ bool TakeImageSource(uint64_t id, ImageSource* out) {
 Napi::Value RingHandle::ExportImage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Device* dev = ImageDevice(env, info[0]);
-  if (!dev->file || dev->file->fd < 0 || (dev->backing && (dev->backing->map || dev->backing->fd < 0))) {
+  // Not a logged file: the server's engine is outside this ring's WriteLog.
+  if (!dev->file || dev->file->fd < 0 || dev->file->log || (dev->backing && (dev->backing->map || dev->backing->fd < 0))) {
     return Napi::Number::New(env, 0);
   }
   ImageSource s;

@@ -30,6 +30,7 @@ Napi::Function RingHandle::Define(Napi::Env env) {
                          InstanceMethod<&RingHandle::DeviceSize>("deviceSize"),
                          InstanceMethod<&RingHandle::DeviceFileLength>("deviceFileLength"),
                          InstanceMethod<&RingHandle::DeviceFd>("deviceFd"),
+                         InstanceMethod<&RingHandle::AttachLog>("attachLog"),
                          InstanceMethod<&RingHandle::SubmitRaw>("submitRaw"),
                          InstanceMethod<&RingHandle::Reap>("reap"),
                          InstanceMethod<&RingHandle::RegisterBuffers>("registerBuffers"),

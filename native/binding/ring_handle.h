@@ -42,6 +42,7 @@ class RingHandle final : public TaggedWrap<RingHandle>, private CompletionListen
   Napi::Value Submit(const Napi::CallbackInfo& info);
   Napi::Value DeviceSize(const Napi::CallbackInfo& info);
   // deviceFd(handle) (device_files.cc): the fd the engine owns; JS keeps none.
+  Napi::Value AttachLog(const Napi::CallbackInfo& info);
   Napi::Value DeviceFd(const Napi::CallbackInfo& info);
   Napi::Value SubmitRaw(const Napi::CallbackInfo& info);
   Napi::Value Reap(const Napi::CallbackInfo& info);

@@ -27,6 +27,7 @@ inline constexpr napi_type_tag kMappedRegion = {0x2d7a4c9e1b3f5a02ULL, 0xb2d4f60
 inline constexpr napi_type_tag kCowRegion = {0x9e3b5d7f2c4a6b03ULL, 0xc3e5071b2b4d6f8fULL};
 inline constexpr napi_type_tag kVhostUserBlk = {0x4f8c6e0a3d5b7c04ULL, 0xd4f6182c3c5e709fULL};
 inline constexpr napi_type_tag kMappingExternal = {0x7a0d8f2c5e6b9d05ULL, 0xe507293d4d6f81afULL};
+inline constexpr napi_type_tag kWriteLog = {0x3c6e9a1d7f2b4e06ULL, 0xf6183a4e5e7092bfULL};
 }  // namespace tags
 
 // Set once when the runtime refuses napi_type_tag_object; from then on only

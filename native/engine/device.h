@@ -7,6 +7,7 @@
 
 #include "../format/cluster_map.h"
 #include "scheduler.h"
+#include "write_log.h"
 
 namespace blockring {
 
@@ -36,6 +37,8 @@ struct Device {
   std::shared_ptr<ClusterMap> map;
   Device* file = nullptr;
   Device* backing = nullptr;
+  // Records what reaches the kernel for this device (write_log.h), if set.
+  std::shared_ptr<WriteLog> log;
 };
 
 }  // namespace blockring

@@ -226,9 +226,7 @@ void Engine::Ready(Request* r) {
     return;
   }
   if (!backlog_head_ && in_backend_ < backend_->capacity() && backend_->Prepare(r)) {
-    in_backend_++;
-    r->stage = Stage::kIssued;
-    if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
+    Issued(r);
     return;
   }
   r->next = nullptr;
@@ -245,6 +243,19 @@ void Engine::Ready(Request* r) {
   }
 }
 
+// The backend took r (Prepare): it is the kernel's from here on.
+void Engine::Issued(Request* r) {
+  in_backend_++;
+  r->stage = Stage::kIssued;
+  if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
+  WriteLog* log = r->dev->log.get();
+  if (log && !r->log_entry && r->op != Op::kRead) {
+    // The first attempt only: a short transfer's resubmission is the same write.
+    LogKind kind = r->op == Op::kWrite ? LogKind::kWrite : r->op == Op::kFlush ? LogKind::kFlush : LogKind::kZeroes;
+    r->log_entry = log->Issue(kind, r->offset, r->length, r->iov, r->iovcnt) + 1;
+  }
+}
+
 int Engine::Dispatch() {
   while (backlog_head_ && in_backend_ < backend_->capacity()) {
     Request* r = backlog_head_;
@@ -252,9 +263,7 @@ int Engine::Dispatch() {
     backlog_head_ = r->next;
     if (!backlog_head_) backlog_tail_ = nullptr;
     r->next = nullptr;
-    in_backend_++;
-    r->stage = Stage::kIssued;
-    if (trace_ && !r->issue_seq) r->issue_seq = ++trace_seq_;
+    Issued(r);
   }
   if (hold_) return 0;
   int res = backend_->Submit();
@@ -301,6 +310,7 @@ void Engine::OnAttempt(Request* r, int64_t res) {
 void Engine::Finish(Request* r, int64_t result) {
   r->result = result;
   r->stage = Stage::kDone;
+  if (r->log_entry && result >= 0) r->dev->log->Complete(r->log_entry - 1);
   if (r->parent) {
     PieceDone(r);
     return;

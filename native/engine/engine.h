@@ -107,6 +107,8 @@ class Engine final : private AttemptSink {
   void set_trace(bool on) { trace_ = on; }
 
  private:
+  // Bookkeeping once the backend took r: stage, trace and write-log stamps.
+  void Issued(Request* r);
   void OnAttempt(Request* r, int64_t res) override;
   void Ready(Request* r);
   void Finish(Request* r, int64_t result);

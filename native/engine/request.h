@@ -81,6 +81,8 @@ struct Request {
   // Ring-wide trace sequence numbers (0 = not yet).
   uint64_t issue_seq = 0;
   uint64_t complete_seq = 0;
+  // Index + 1 of its entry in dev->log (0 = not logged yet).
+  uint64_t log_entry = 0;
 
   // A piece of an image request (Device::map): finishing it finishes the
   // parent once its last piece is done.

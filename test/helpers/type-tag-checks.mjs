@@ -37,11 +37,12 @@ export function wrongReceivers(dir) {
     size: 1 << 20, direct: false, blockSize: 512, offsetAlign: 512, memAlign: 512, isBlockDevice: false,
     serial: 'tags',
   });
-  const handles = { RingHandle: ring, MappedRegion: region, CowRegion: cow, VhostUserBlkHandle: vhost };
+  const log = new native.WriteLog();
+  const handles = { RingHandle: ring, MappedRegion: region, CowRegion: cow, VhostUserBlkHandle: vhost, WriteLog: log };
   const out = [];
   try {
     for (const [kind, cls] of Object.entries({ RingHandle: native.RingHandle, MappedRegion: native.MappedRegion,
-      CowRegion: native.CowRegion, VhostUserBlkHandle: native.VhostUserBlkHandle })) {
+      CowRegion: native.CowRegion, VhostUserBlkHandle: native.VhostUserBlkHandle, WriteLog: native.WriteLog })) {
       const receivers = [
         ...Object.entries(handles).filter(([k]) => k !== kind),
         ['a plain object', {}],
@@ -62,7 +63,8 @@ export function wrongReceivers(dir) {
     }
     // Each handle still works on its own kind afterwards.
     const sane = ring.inflight() === 0 && ring.engine === 'threads' && region.unmapped === false &&
-      region.read(Buffer.alloc(16), 0) === 16 && cow.takeError() === 0 && vhost.stats().connected === false;
+      region.read(Buffer.alloc(16), 0) === 16 && cow.takeError() === 0 && vhost.stats().connected === false &&
+      log.now() > 0;
     // MappedRegion's other constructor takes only a CowRegion mapping (a tagged External).
     const mapped = new native.MappedRegion(cow.newMapping(false), false);
     const mappingOk = mapped.unmapped === false;
