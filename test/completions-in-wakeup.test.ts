@@ -35,10 +35,7 @@ for (const completions of ['uv-poll', 'thread'] as const) {
         const dev = await ring.open(file);
         const buf = Buffer.alloc(4096);
         ring.raw.registerBuffers([buf], { fixed: false });
-        let bad = -1;
-        const turns = await countTurns(async () => {
-          bad = await rawDepth1Reads(ring, dev, N);
-        });
+        const { bad, turns } = await rawDepth1Reads(ring, dev, N);
         expect(bad).toBe(0);
         expect(buf[0]).toBe(0x77);
         checkTurns(turns, completions);
