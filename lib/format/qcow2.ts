@@ -185,6 +185,13 @@ export class Qcow2Device {
   #native: NativeImage | null = null; // the engine's cluster map of this image
   readonly #resolveErrors = new Map<string, Error>(); // a parked request's coded error, for its Promise
   #parkedWrites: ParkedRequest[] = []; // parked in this wakeup, allocated together (#allocateParked)
+  // resize() against parked requests, which the gate does not see (raw
+  // records, a vhost-user-blk server's): while it swaps L1, new ones wait in
+  // #held and it waits for the reads and writes already being resolved.
+  #resizing = false;
+  #held: ParkedRequest[] = [];
+  #resolving = 0;
+  #resolvedIdle: (() => void) | null = null;
   #retryTokens = new Uint32Array(64);
 
   private constructor(file: HostFile, h: Qcow2Header, backing: BackingDevice | null, o: Qcow2Options,
@@ -664,6 +671,10 @@ export class Qcow2Device {
 
   /** @internal The engine parked a request on this image: resolve what it needs, then resume it. */
   _resolve(p: ParkedRequest): void {
+    if (this.#resizing) {
+      this.#held.push(p);
+      return;
+    }
     if (p.op === OP.write && !p.fua) {
       // Every write parked in one wakeup (the ring delivers them in one
       // pass) is allocated by one synchronous step once the pass is over.
@@ -674,21 +685,33 @@ export class Qcow2Device {
   }
 
   #resolveOne(p: ParkedRequest): void {
-    this.#resolve(p).catch((e: unknown) => this.#failResolved(p, e));
+    if (p.op !== OP.read && p.op !== OP.write) {
+      // Through the gate: ordered with resize() there.
+      this.#resolveGated(p).catch((e: unknown) => this.#failResolved(p, e));
+      return;
+    }
+    this.#resolving++;
+    this.#resolve(p).catch((e: unknown) => this.#failResolved(p, e)).finally(() => {
+      if (--this.#resolving === 0) this.#resolvedIdle?.();
+    });
   }
 
-  async #resolve(p: ParkedRequest): Promise<void> {
+  async #resolveGated(p: ParkedRequest): Promise<void> {
     const { op, offset: off, length: len } = p;
     if (op === OP.flush) {
       await this.#gate.run(TAG.simple, () => this.#flush());
       return p.finish(0);
     }
+    this.#checkWritableOpen();
+    this.#checkRange(off, len, op === OP.discard ? 'discard' : 'writeZeroes');
+    await this.#gate.run(TAG.simple, () => this.#zero(off, len));
+    return p.finish(len);
+  }
+
+  /** A parked read or write: the map learns its clusters (allocated first), or this layer serves it. */
+  async #resolve(p: ParkedRequest): Promise<void> {
+    const { op, offset: off, length: len } = p;
     if (op !== OP.read) this.#checkWritableOpen();
-    if (op === OP.discard || op === OP.writeZeroes) {
-      this.#checkRange(off, len, op === OP.discard ? 'discard' : 'writeZeroes');
-      await this.#gate.run(TAG.simple, () => this.#zero(off, len));
-      return p.finish(len);
-    }
     const end = Math.min(off + len, this.#size);
     if (end <= off) return p.finish(0);
     const firstTable = Math.floor(off / this.#cs / this.#l2Entries);
@@ -756,6 +779,10 @@ export class Qcow2Device {
   readonly #allocateParked = (): void => {
     const ps = this.#parkedWrites;
     this.#parkedWrites = [];
+    if (this.#resizing) {
+      this.#held.push(...ps);
+      return;
+    }
     if (!this.#mapOn() || this.readOnly || this.corrupt) {
       for (const p of ps) this.#resolveOne(p);
       return;
@@ -1376,6 +1403,22 @@ export class Qcow2Device {
 
   async #resize(size: number): Promise<void> {
     if (size < this.#size) throw new BlockringError('ERR_NOT_SUPPORTED', 'shrinking a qcow2 image is not supported');
+    // Parked requests allocate outside the gate (L2 tables: L1 entries):
+    // none may run while L1 is copied and swapped.
+    this.#resizing = true;
+    try {
+      if (this.#resolving) await new Promise<void>((r) => (this.#resolvedIdle = r));
+      this.#resolvedIdle = null;
+      await this.#grow(size);
+    } finally {
+      this.#resizing = false;
+      const held = this.#held;
+      this.#held = [];
+      for (const p of held) this._resolve(p);
+    }
+  }
+
+  async #grow(size: number): Promise<void> {
     const need = Math.ceil(size / (this.#cs * this.#l2Entries));
     if (need > this.#h.l1Size) {
       if (need * 8 > 32 << 20) throw rangeError('ERR_OUT_OF_RANGE', 'size needs an L1 table larger than 32 MiB');

@@ -1,7 +1,7 @@
 // SCSI task attributes (README "Ordering") for the qcow2 requests the
 // engine's scheduler does not see: resize and close, and every call while
-// the image is mapped, has extended L2 entries or records a writeLog (the
-// rest go to the engine with their tags). The same
+// the image is mapped or has extended L2 entries (the rest go to the engine
+// with their tags). The same
 // rules as native/engine/scheduler.h:
 //   SIMPLE   runs once every older ORDERED and HEAD OF QUEUE finished;
 //   ORDERED  runs once every older request finished; newer ones wait for it;
