@@ -12,23 +12,17 @@ import { type BlockDevice, OP, type Ring } from '../../dist/lib/index.js';
 export function rawDepth1Reads(ring: Ring, dev: BlockDevice, n: number): Promise<{ bad: number; turns: number }> {
   let left = n;
   let bad = 0;
-  let turn = 0;
+  const loop = turnCounter();
   let lastTurn = -1;
   let turns = 0;
-  let done = false;
-  const tick = (): void => {
-    turn++;
-    if (!done) setImmediate(tick);
-  };
-  setImmediate(tick);
   return new Promise((resolve) => {
     const issue = (): void => {
       ring.raw.prepare(0, left, OP.read, dev, 0, 0, 4096, ((left * 7) % 256) * 4096);
       ring.raw.submit(1);
     };
     ring.raw.onComplete = (cq, count) => {
-      if (turn !== lastTurn) {
-        lastTurn = turn;
+      if (loop.turns !== lastTurn) {
+        lastTurn = loop.turns;
         turns++;
       }
       for (let i = 0; i < count; i++) if (cq[i * 4 + 1] !== 4096) bad++;
@@ -36,7 +30,7 @@ export function rawDepth1Reads(ring: Ring, dev: BlockDevice, n: number): Promise
       if (left > 0) {
         issue();
       } else {
-        done = true;
+        loop.stop();
         resolve({ bad, turns });
       }
     };
@@ -44,16 +38,27 @@ export function rawDepth1Reads(ring: Ring, dev: BlockDevice, n: number): Promise
   });
 }
 
-/** Event-loop turns (a setImmediate chain) while run() is in progress. */
-export async function countTurns(run: () => Promise<void>): Promise<number> {
-  let turns = 0;
+/** Counts event-loop turns with a setImmediate chain until stop(). */
+function turnCounter(): { readonly turns: number; stop: () => void } {
   let done = false;
+  const c = {
+    turns: 0,
+    stop: (): void => {
+      done = true;
+    },
+  };
   const tick = (): void => {
-    turns++;
+    c.turns++;
     if (!done) setImmediate(tick);
   };
   setImmediate(tick);
+  return c;
+}
+
+/** Event-loop turns while run() is in progress. */
+export async function countTurns(run: () => Promise<void>): Promise<number> {
+  const loop = turnCounter();
   await run();
-  done = true;
-  return turns;
+  loop.stop();
+  return loop.turns;
 }
