@@ -4,7 +4,8 @@
 #   scripts/sanitize.sh [test files...]     build, then run the tests
 #   scripts/sanitize.sh --build-only DIR    only build, into DIR (CI starts this
 #                                           while the main suite runs)
-#   BLOCKRING_ASAN_DIR=DIR scripts/sanitize.sh ...   use DIR's build
+#   BLOCKRING_ASAN_DIR=DIR scripts/sanitize.sh ...   use DIR's build (DIR is
+#                                           removed afterwards)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
