@@ -59,7 +59,7 @@ for (const { engine, completions, uring, pollMicros } of ROWS) {
         if (completions) expect(ring.completions).toBe(completions);
         if (engine === 'io_uring' && uring === 'none') expect(ring.engineInfo.features).toEqual([]);
         else if (engine === 'io_uring' && allFeatures && savedUring === undefined) {
-          expect(ring.engineInfo.features).toEqual(['single-issuer', 'defer-taskrun', 'no-sqarray', 'ring-fd']);
+          expect(ring.engineInfo.features).toEqual(['single-issuer', 'defer-taskrun', 'no-sqarray', 'ring-fd', 'nowait-read']);
         }
       });
       afterAll(async () => {

@@ -36,7 +36,7 @@ describe('setup features', () => {
     await some.close();
     delete process.env.BLOCKRING_IO_URING;
     const all = new Ring({ engine: 'io_uring' });
-    if (atLeast(6, 6)) expect(all.engineInfo.features).toEqual(['single-issuer', 'defer-taskrun', 'no-sqarray', 'ring-fd']);
+    if (atLeast(6, 6)) expect(all.engineInfo.features).toEqual(['single-issuer', 'defer-taskrun', 'no-sqarray', 'ring-fd', 'nowait-read']);
     await all.close();
     const other = new Ring({ engine: 'threads' });
     expect(other.engineInfo.features).toEqual([]);

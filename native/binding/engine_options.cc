@@ -80,13 +80,13 @@ EngineChoice ReadEngineChoice(Napi::Env env, Napi::Object opts) {
       if (end == std::string::npos) end = list.size();
       std::string name = list.substr(start, end - start);
       unsigned bit = 0;
-      for (unsigned i = 0; i < 4; i++) {
+      for (unsigned i = 0; i < kUringFeatureCount; i++) {
         if (name == kUringFeatureNames[i]) bit = 1u << i;
       }
       if (!bit) {
         ThrowType(env, "ERR_INVALID_ARG_VALUE", "BLOCKRING_IO_URING: unknown feature '" + name +
                                                     "' (expected none, or some of single-issuer, defer-taskrun, "
-                                                    "no-sqarray, ring-fd)");
+                                                    "no-sqarray, ring-fd, nowait-read)");
       }
       choice.uring_features |= bit;
       start = end + 1;

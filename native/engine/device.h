@@ -39,6 +39,11 @@ struct Device {
   Device* backing = nullptr;
   // Records what reaches the kernel for this device (write_log.h), if set.
   std::shared_ptr<WriteLog> log;
+  // The io_uring backend's nowait-read state: after a try that found the
+  // data not ready, this device's reads skip the try nowait_skip times
+  // (doubling per miss in a row, up to 255; a hit resets both).
+  uint16_t nowait_skip = 0;
+  uint8_t nowait_misses = 0;
 };
 
 }  // namespace blockring

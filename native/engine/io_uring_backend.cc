@@ -3,7 +3,11 @@
 #include <errno.h>
 #include <linux/fs.h>
 
+#include <utility>
+
 #include "../kernel/barrier.h"
+#include "../kernel/eventfd.h"
+#include "../kernel/file.h"
 #include "../kernel/io_limits.h"
 #include "../kernel/io_uring.h"
 #include "../kernel/thread.h"
@@ -12,7 +16,8 @@
 
 namespace blockring {
 
-const char* const kUringFeatureNames[4] = {"single-issuer", "defer-taskrun", "no-sqarray", "ring-fd"};
+const char* const kUringFeatureNames[kUringFeatureCount] = {"single-issuer", "defer-taskrun", "no-sqarray", "ring-fd",
+                                                            "nowait-read"};
 
 namespace {
 
@@ -70,16 +75,20 @@ class IoUringBackend final : public Backend {
     has_fixed_ = ops[IORING_OP_READ_FIXED] && ops[IORING_OP_WRITE_FIXED];
     uring_discard_ = ops[IORING_OP_URING_CMD];
     has_cancel_ = ops[IORING_OP_ASYNC_CANCEL];
+    if (opts.features & kUringNowaitRead) features_ |= kUringNowaitRead;
     return 0;
   }
 
   const char* name() const override { return "io_uring"; }
-  int Init(int eventfd) override { return UringRegisterEventfd(&q_, eventfd); }
+  int Init(int eventfd) override {
+    eventfd_ = eventfd;
+    return UringRegisterEventfd(&q_, eventfd);
+  }
   uint32_t capacity() const override { return q_.sq_entries; }
   BackendCaps caps() const override { return {has_fixed_}; }
   std::vector<const char*> features() const override {
     std::vector<const char*> out;
-    for (unsigned i = 0; i < 4; i++) {
+    for (unsigned i = 0; i < kUringFeatureCount; i++) {
       if (features_ & (1u << i)) out.push_back(kUringFeatureNames[i]);
     }
     return out;
@@ -89,6 +98,7 @@ class IoUringBackend final : public Backend {
     io_uring_sqe* sqe = UringGetSqe(&q_);
     if (!sqe) return false;
     if (r->dev->config.direct) staged_direct_++;
+    lone_ = NowaitCandidate(r) ? r : nullptr;
     int fd = r->dev->fd;
     uint64_t data = reinterpret_cast<uintptr_t>(r);
     switch (r->op) {
@@ -138,6 +148,7 @@ class IoUringBackend final : public Backend {
     if (!has_cancel_) return false;
     io_uring_sqe* sqe = UringGetSqe(&q_);
     if (!sqe) return false;  // the queue is full of staged SQEs: let it run out
+    lone_ = nullptr;
     UringPrepCancel(sqe, reinterpret_cast<uintptr_t>(r), kCancelUserData);
     return true;
   }
@@ -153,7 +164,7 @@ class IoUringBackend final : public Backend {
     // 16 turns keeps the check cheap; the bound is then a few µs coarse.
     uint64_t t0 = MonotonicNs();
     for (unsigned i = 1;; i++) {
-      if (UringCqReady(&q_) || UringEnterPending(&q_)) return r;
+      if (!done_.empty() || UringCqReady(&q_) || UringEnterPending(&q_)) return r;
       CpuRelax();
       if (i % 16) continue;
       if (MonotonicNs() - t0 >= spin_ns) return -ETIME;
@@ -168,7 +179,8 @@ class IoUringBackend final : public Backend {
     // completion could slip past both sides.
 #if defined(__x86_64__)
     if (!(features_ & kUringDeferTaskrun) || !UringMuteEventfd(&q_, mute)) return false;
-    return !mute && (UringCqReady(&q_) || UringEnterPending(&q_));
+    muted_ = mute;
+    return !mute && (!done_.empty() || UringCqReady(&q_) || UringEnterPending(&q_));
 #else
     (void)mute;
     return false;
@@ -177,6 +189,12 @@ class IoUringBackend final : public Backend {
 
   unsigned Reap(AttemptSink* sink, unsigned max) override {
     unsigned total = 0;
+    // Reads that finished without the ring (SubmitStaged) come first: they
+    // were staged before anything the CQ now holds was submitted.
+    size_t k = 0;
+    for (; k < done_.size() && total < max; k++, total++) sink->OnAttempt(done_[k].first, done_[k].second);
+    done_.erase(done_.begin(), done_.begin() + static_cast<ptrdiff_t>(k));
+    if (total >= max) return total;
     for (;;) {
       unsigned n = UringCqReady(&q_);
       if (n > max - total) n = max - total;
@@ -212,6 +230,7 @@ class IoUringBackend final : public Backend {
   }
 
   int Wait() override {
+    if (!done_.empty()) return 0;
     int r = UringEnter(&q_, 1);
     return r < 0 ? r : 0;
   }
@@ -223,8 +242,48 @@ class IoUringBackend final : public Backend {
   void UnregisterBuffers() override { UringUnregisterBuffers(&q_); }
 
  private:
+  // A buffered read on a file, block device or pipe: worth trying
+  // without the ring when it turns out to be the only SQE of a submission.
+  bool NowaitCandidate(Request* r) {
+    if (!(features_ & kUringNowaitRead) || r->op != Op::kRead || r->dev->config.direct) return false;
+    if (r->dev->nowait_skip) {
+      r->dev->nowait_skip--;
+      return false;
+    }
+    return true;
+  }
+
+  // A submission of one buffered read: preadv2(RWF_NOWAIT) copies what the
+  // page cache already holds in one syscall, cheaper than the ring's enter,
+  // SQE and CQE (io_uring's own first attempt is the same non-blocking
+  // read). Whatever it got is the attempt's result (a short one is
+  // resubmitted by the engine, as any short read); when nothing was ready
+  // the SQE goes to the ring as staged. Batches of two or more always go
+  // to the ring: one enter for all of them is cheaper than a syscall each.
+  bool TryNowait() {
+    Request* r = lone_;
+    lone_ = nullptr;
+    // The one SQE the kernel has not consumed, and has not been shown.
+    if (!r || UringSqPending(&q_) != 1 || UringSqUnpublished(&q_) != 1) return false;
+    Device* dev = r->dev;
+    int64_t res = FileReadvNowait(dev->fd, r->iov, r->iovcnt, r->RemainingOffset());
+    if (res < 0) {
+      // Not ready (or not supported here): back off on this device.
+      if (dev->nowait_misses < 8) dev->nowait_misses++;
+      dev->nowait_skip = static_cast<uint16_t>((1u << dev->nowait_misses) - 1);
+      return false;
+    }
+    UringUnstageLast(&q_);
+    dev->nowait_misses = 0;
+    done_.emplace_back(r, res);
+    // As the kernel signals a CQE, unless the owner is reaping anyway.
+    if (!muted_) EventfdSignal(eventfd_);
+    return true;
+  }
+
   // Submits what is staged, at most the O_DIRECT chunk per enter.
   int SubmitStaged() {
+    if (lone_ && TryNowait()) return 1;
     unsigned chunk = SubmitChunk(UringSqPending(&q_), staged_direct_, direct_submit_batch_);
     staged_direct_ = 0;
     if (chunk >= UringSqPending(&q_)) return UringEnter(&q_, 0);
@@ -245,6 +304,12 @@ class IoUringBackend final : public Backend {
   bool has_cancel_ = false;
   unsigned staged_direct_ = 0;  // O_DIRECT requests among the staged SQEs
   unsigned direct_submit_batch_ = 2;
+  int eventfd_ = -1;
+  bool muted_ = false;
+  // The last SQE staged, when it is a nowait-read candidate (TryNowait).
+  Request* lone_ = nullptr;
+  // Attempts TryNowait finished, for the next Reap.
+  std::vector<std::pair<Request*, int64_t>> done_;
 };
 
 }  // namespace

@@ -16,10 +16,12 @@ enum UringFeature : unsigned {
   kUringDeferTaskrun = 1u << 1,  // IORING_SETUP_DEFER_TASKRUN + TASKRUN_FLAG (6.1)
   kUringNoSqArray = 1u << 2,     // IORING_SETUP_NO_SQARRAY (6.6)
   kUringRingFd = 1u << 3,        // IORING_REGISTER_RING_FDS (5.18)
-  kUringAllFeatures = (1u << 4) - 1,
+  kUringNowaitRead = 1u << 4,    // a lone buffered read tries preadv2(RWF_NOWAIT) first (4.14)
+  kUringAllFeatures = (1u << 5) - 1,
 };
-// Names in bit order: "single-issuer", "defer-taskrun", "no-sqarray", "ring-fd".
-extern const char* const kUringFeatureNames[4];
+constexpr unsigned kUringFeatureCount = 5;
+// Names in bit order: "single-issuer", "defer-taskrun", "no-sqarray", "ring-fd", "nowait-read".
+extern const char* const kUringFeatureNames[kUringFeatureCount];
 
 struct IoUringOptions {
   uint32_t depth = 256;

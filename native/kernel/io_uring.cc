@@ -180,6 +180,17 @@ unsigned UringSqPending(const UringQueue* q) {
   return q->sqe_tail - LoadAcquire(q->sq_head);
 }
 
+unsigned UringSqUnpublished(const UringQueue* q) {
+  // sq_tail is ours to write; the kernel reads SQEs only up to it.
+  return q->sqe_tail - *q->sq_tail;
+}
+
+bool UringUnstageLast(UringQueue* q) {
+  if (!UringSqUnpublished(q)) return false;
+  q->sqe_tail--;
+  return true;
+}
+
 int UringEnter(UringQueue* q, unsigned wait_nr, unsigned max_submit) {
   // Release makes the SQE contents visible before the kernel sees the new tail.
   if (*q->sq_tail != q->sqe_tail) StoreRelease(q->sq_tail, q->sqe_tail);

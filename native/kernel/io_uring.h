@@ -117,6 +117,12 @@ inline void UringPrepCancel(io_uring_sqe* sqe, uint64_t target, uint64_t user_da
 
 // SQEs handed out but not yet consumed by the kernel.
 unsigned UringSqPending(const UringQueue* q);
+// SQEs handed out and not yet published (by an enter): the kernel has not
+// seen them.
+unsigned UringSqUnpublished(const UringQueue* q);
+// Takes back the SQE UringGetSqe handed out last, if it is unpublished.
+// True when taken back.
+bool UringUnstageLast(UringQueue* q);
 
 // Publishes staged SQEs and enters the kernel, which consumes at most
 // max_submit of them (0: all). wait_nr > 0 blocks until that many
