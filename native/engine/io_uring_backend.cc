@@ -189,8 +189,8 @@ class IoUringBackend final : public Backend {
 
   unsigned Reap(AttemptSink* sink, unsigned max) override {
     unsigned total = 0;
-    // Reads that finished without the ring (SubmitStaged) come first: they
-    // were staged before anything the CQ now holds was submitted.
+    // Reads that finished without the ring (SubmitStaged) first; the
+    // engine orders completions by tag, not by the order reported here.
     size_t k = 0;
     for (; k < done_.size() && total < max; k++, total++) sink->OnAttempt(done_[k].first, done_[k].second);
     done_.erase(done_.begin(), done_.begin() + static_cast<ptrdiff_t>(k));
@@ -242,8 +242,9 @@ class IoUringBackend final : public Backend {
   void UnregisterBuffers() override { UringUnregisterBuffers(&q_); }
 
  private:
-  // A buffered read on a file, block device or pipe: worth trying
-  // without the ring when it turns out to be the only SQE of a submission.
+  // A buffered read (a FIFO's only misses, with ESPIPE, and backs off):
+  // worth trying without the ring when it turns out to be the only SQE of
+  // a submission.
   bool NowaitCandidate(Request* r) {
     if (!(features_ & kUringNowaitRead) || r->op != Op::kRead || r->dev->config.direct) return false;
     if (r->dev->nowait_skip) {

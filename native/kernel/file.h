@@ -36,10 +36,10 @@ int CloseFd(int fd);
 
 // preadv of at most kIovMax iovecs (the engine resubmits the rest).
 int64_t FileReadv(int fd, const iovec* iov, uint32_t iovcnt, uint64_t offset);
-// preadv2(RWF_NOWAIT) of at most kIovMax iovecs: only what it can read
-// without waiting for I/O (the page cache's data, a pipe's bytes; a short
-// count, or -EAGAIN when none). -EOPNOTSUPP where the file or kernel (before
-// 4.14) cannot.
+// preadv2(RWF_NOWAIT) of at most kIovMax iovecs at offset: only what it can
+// read without waiting for I/O (the page cache's data; a short count, or
+// -EAGAIN when none). -ESPIPE on a pipe or FIFO (no offsets); -EOPNOTSUPP
+// where the file or kernel (before 4.14) cannot.
 int64_t FileReadvNowait(int fd, const iovec* iov, uint32_t iovcnt, uint64_t offset);
 // pwritev of at most kIovMax iovecs; with dsync, pwritev2(RWF_DSYNC), or
 // pwritev then fdatasync before Linux 4.7.
