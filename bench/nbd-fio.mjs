@@ -7,7 +7,7 @@
 // median of per-round ratios of blockring to the best peer in that round.
 //
 //   flock /tmp/blockring-bench.lock node bench/nbd-fio.mjs [--rounds 3] [--runtime 4] [--size-mib 256]
-//     [--transports unix,tcp] [--rw randread,randwrite] [--jobs 1,4] [--engines io_uring,threads]
+//     [--warmup 2] [--transports unix,tcp] [--rw randread,randwrite] [--jobs 1,4] [--engines io_uring,threads]
 // (--transports/--rw/--jobs pick rows, so that ≥3 rounds fit one
 // invocation of under ~3 minutes: split the rows across invocations.)
 import { execFileSync, spawn } from 'node:child_process';
@@ -20,6 +20,8 @@ const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' },
     runtime: { type: 'string', default: '4' },
+    // seconds of one uncounted run per server and row before round 1
+    warmup: { type: 'string', default: '2' },
     'size-mib': { type: 'string', default: '256' },
     json: { type: 'string' },
     // blockring's server once per engine named here (the best counts)
@@ -31,6 +33,7 @@ const { values } = parseArgs({
 });
 const rounds = Number(values.rounds);
 const runtime = Number(values.runtime);
+const warmup = Number(values.warmup);
 const sizeMiB = Number(values['size-mib']);
 const cli = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..', 'dist', 'lib', 'cli', 'main.js');
 
@@ -67,9 +70,9 @@ const targets = {
 };
 await new Promise((r) => setTimeout(r, 2000));
 
-function fio(uri, rw, jobs) {
+function fio(uri, rw, jobs, seconds = runtime) {
   const args = ['--name=nbd', '--ioengine=nbd', `--uri=${uri}`, `--rw=${rw}`, '--bs=4k', '--iodepth=32',
-    `--numjobs=${jobs}`, '--group_reporting', `--size=${sizeMiB}M`, `--runtime=${runtime}`, '--time_based',
+    `--numjobs=${jobs}`, '--group_reporting', `--size=${sizeMiB}M`, `--runtime=${seconds}`, '--time_based',
     '--norandommap', '--output-format=json'];
   const out = execFileSync('fio', args, { encoding: 'utf8', maxBuffer: 64 << 20 });
   const j = JSON.parse(out.slice(out.indexOf('{')));
@@ -91,6 +94,9 @@ for (const transport of values.transports.split(',')) {
 }
 let command = '';
 try {
+  // Uncounted: blockring's server is JIT-compiled JS, whose first seconds
+  // under load run slower; every server gets the same warm-up.
+  if (warmup > 0) for (const row of rows) for (const t of targets[row.transport]) fio(t.uri, row.rw, row.jobs, warmup);
   for (let round = 0; round < rounds; round++) {
     for (const row of rows) {
       const list = targets[row.transport];
