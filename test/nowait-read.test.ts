@@ -21,8 +21,17 @@ const t = tempDir();
 const file = path.join(t.dir, 'disk.img');
 const pattern = (i: number): Buffer => Buffer.alloc(BS, (i * 7 + 1) & 0xff);
 beforeAll(() => {
-  fs.writeFileSync(file, Buffer.concat(Array.from({ length: BLOCKS }, (_, i) => pattern(i))));
+  const fd = fs.openSync(file, 'w');
+  fs.writeSync(fd, Buffer.concat(Array.from({ length: BLOCKS }, (_, i) => pattern(i))));
+  // Committed: ext4 cannot drop a page whose buffers a running journal
+  // transaction still holds, and an O_DIRECT write over such a page falls
+  // back to a buffered one (leaving it cached), which the miss test needs not.
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
 });
+// The page cache can be dropped under the suite (the host's reclaim runs
+// drop_caches): the tests that need hits read the file into it first.
+const warm = (): void => void fs.readFileSync(file);
 afterAll(() => t.cleanup());
 const saved = process.env.BLOCKRING_IO_URING;
 afterEach(() => {
@@ -81,6 +90,7 @@ describe('nowait-read', () => {
   it('lone reads of cached data never reach the ring, and read the right bytes', async () => {
     const { ring, sqHead } = newRing();
     const dev = await ring.open(file);
+    warm();
     const h0 = sqHead();
     await readEach(dev);
     expect(sqHead() - h0).toBe(0);
@@ -115,6 +125,7 @@ describe('nowait-read', () => {
   it('a read past the end finishes without the ring, short', async () => {
     const { ring, sqHead } = newRing();
     const dev = await ring.open(file);
+    warm();
     const h0 = sqHead();
     const buf = Buffer.alloc(2 * BS, 0xee);
     expect(await dev.read(buf, (BLOCKS - 1) * BS)).toBe(BS);
@@ -133,18 +144,24 @@ describe('nowait-read', () => {
     const direct = await ring.open(file, { direct: true });
     const block = allocAligned(BS);
     Buffer.from(block.buffer, block.byteOffset, BS).set(pattern(5));
-    expect(await direct.write(block, 5 * BS)).toBe(BS);
     const buf = Buffer.alloc(BS);
-    const deltas: number[] = [];
-    for (let k = 0; k < 3; k++) {
-      const h = sqHead();
-      buf.fill(0);
-      expect(await dev.read(buf, 5 * BS)).toBe(BS);
-      expect(buf.equals(pattern(5))).toBe(true);
-      deltas.push(sqHead() - h);
+    let deltas: number[] = [];
+    // The kernel may still keep the page (the write then went through the
+    // page cache): such an attempt tests nothing (three hits, which also
+    // leave the device's backoff reset), so the write is made again.
+    for (let attempt = 0; attempt < 5 && deltas[0] !== 1; attempt++) {
+      expect(await direct.write(block, 5 * BS)).toBe(BS);
+      deltas = [];
+      for (let k = 0; k < 3; k++) {
+        const h = sqHead();
+        buf.fill(0);
+        expect(await dev.read(buf, 5 * BS)).toBe(BS);
+        expect(buf.equals(pattern(5))).toBe(true);
+        deltas.push(sqHead() - h);
+      }
     }
     // Missed (to the ring); skipped (to the ring, though now cached); hit.
-    expect(deltas).toEqual([1, 1, 0]);
+    expect(deltas, 'five O_DIRECT writes left the block cached every time').toEqual([1, 1, 0]);
     await ring.close();
   });
 
