@@ -23,9 +23,8 @@ const pattern = (i: number): Buffer => Buffer.alloc(BS, (i * 7 + 1) & 0xff);
 beforeAll(() => {
   const fd = fs.openSync(file, 'w');
   fs.writeSync(fd, Buffer.concat(Array.from({ length: BLOCKS }, (_, i) => pattern(i))));
-  // Committed: ext4 cannot drop a page whose buffers a running journal
-  // transaction still holds, and an O_DIRECT write over such a page falls
-  // back to a buffered one (leaving it cached), which the miss test needs not.
+  // On disk before any test: no writeback of these pages overlaps the miss
+  // test's O_DIRECT write, which has to drop block 5 from the page cache.
   fs.fsyncSync(fd);
   fs.closeSync(fd);
 });
